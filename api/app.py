@@ -1,0 +1,271 @@
+"""FastAPI application: uploads, status, search, downloads, dossiers; a small HTML search page."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from ingest import InputError, UploadItem, accept_batch
+from ingest.service import Accepted, BatchError
+from sohoa import __version__
+from sohoa.context import Context, output_key, page_key
+from sohoa.models import Manifest, SearchQuery
+from sohoa.settings import Settings
+from sohoa.text import nfc
+from storage import NotFound
+from workers.queue import QueueError
+
+log = logging.getLogger("sohoa.api")
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def _manifest_view(m: Manifest) -> dict[str, Any]:
+    d = m.to_dict()
+    d["progress"] = {"pages_done": len(m.pages), "pages_total": m.declared_pages}
+    d["links"] = {
+        "self": f"/documents/{m.id}",
+        "original": f"/documents/{m.id}/original",
+        "pdf": f"/documents/{m.id}/pdf",
+        "text": f"/documents/{m.id}/text",
+        "pages": [f"/documents/{m.id}/pages/{p.number}" for p in m.pages],
+    }
+    return d
+
+
+def _spread(name: str, values: list[str] | None, n: int) -> list[str]:
+    values = values or [""]
+    if len(values) == 1:
+        return values * n
+    if len(values) != n:
+        raise HTTPException(422, {"message": f"give '{name}' once for all files or once per file ({n})"})
+    return values
+
+
+def create_app(settings: Settings | None = None, ctx: Context | None = None, run_workers: bool | None = None) -> FastAPI:
+    settings = settings or (ctx.settings if ctx else Settings.from_env())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = ctx is None
+        c = ctx or Context(settings)
+        app.state.ctx = c
+        workers = settings.embedded_broker if run_workers is None else run_workers
+        if workers:
+            c.queue.start_worker(settings.worker_threads)
+            requeued = c.recover()
+            if requeued:
+                log.info("re-queued %d unfinished document(s) after restart", len(requeued))
+        yield
+        if own:
+            c.close()
+
+    app = FastAPI(
+        title="sohoa",
+        version=__version__,
+        description="Số hóa hồ sơ TTHC: upload scans, OCR them into Vietnamese, search, count digitization.",
+        lifespan=lifespan,
+    )
+
+    def C(request: Request) -> Context:  # noqa: N802
+        return request.app.state.ctx  # type: ignore[no-any-return]
+
+    def load(request: Request, doc_id: str) -> Manifest:
+        try:
+            return C(request).load_manifest(doc_id)
+        except NotFound:
+            raise HTTPException(404, {"message": f"no document {doc_id}"}) from None
+
+    def blob(request: Request, key: str, media_type: str, filename: str | None = None) -> Response:
+        try:
+            data = C(request).store.get_bytes(key)
+        except NotFound:
+            raise HTTPException(404, {"message": "not available (yet): the document may still be processing"}) from None
+        headers = {}
+        if filename:
+            from urllib.parse import quote
+
+            headers["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(nfc(filename))}"
+        return Response(content=data, media_type=media_type, headers=headers)
+
+    @app.get("/health")
+    def health(request: Request) -> dict[str, Any]:
+        c = C(request)
+        c.store.check()
+        c.index.check()
+        return {"status": "ok", "storage": c.store.url, "index": c.index.url, "broker": settings.broker_url}
+
+    @app.post("/documents", status_code=202)
+    def upload(
+        request: Request,
+        files: Annotated[list[UploadFile], File(description="scans: PDF, multi-page TIFF, JPEG, PNG")],
+        dossier_code: Annotated[list[str], Form(description="mã hồ sơ, once for all files or once per file")],
+        kind: Annotated[list[str], Form(description="input (thành phần) | output (kết quả)")],
+        component: Annotated[list[str] | None, Form(description="component name (tên thành phần)")] = None,
+        unit: Annotated[list[str] | None, Form(description="receiving unit (đơn vị tiếp nhận)")] = None,
+    ) -> JSONResponse:
+        n = len(files)
+        codes, kinds = _spread("dossier_code", dossier_code, n), _spread("kind", kind, n)
+        comps, units = _spread("component", component, n), _spread("unit", unit, n)
+        with tempfile.TemporaryDirectory(prefix="sohoa-upload-") as tmp:
+            items = []
+            for i, f in enumerate(files):
+                p = Path(tmp) / f"{i:05d}"
+                with open(p, "wb") as out:
+                    shutil.copyfileobj(f.file, out, 1024 * 1024)
+                items.append(UploadItem(p, nfc(f.filename or f"file-{i + 1}"), codes[i], kinds[i], comps[i], units[i]))
+            try:
+                results = accept_batch(C(request), items, all_or_nothing=True)
+            except BatchError as e:
+                raise HTTPException(
+                    e.status,
+                    {
+                        "message": "upload rejected, nothing was stored",
+                        "errors": [{"filename": x.filename, "message": x.message} for x in e.errors],
+                    },
+                ) from None
+            except QueueError as e:
+                raise HTTPException(503, {"message": f"queue unavailable, nothing was stored: {e}"}) from None
+        docs = []
+        for r in results:
+            assert isinstance(r, Accepted)
+            docs.append(
+                {
+                    "id": r.manifest.id,
+                    "filename": r.manifest.filename,
+                    "dossier_code": r.manifest.dossier_code,
+                    "kind": r.manifest.kind,
+                    "status": r.manifest.status,
+                    "pages": r.manifest.declared_pages,
+                    "duplicate": r.duplicate,
+                    "warnings": r.manifest.warnings,
+                    "url": f"/documents/{r.manifest.id}",
+                }
+            )
+        return JSONResponse({"documents": docs}, status_code=202)
+
+    @app.get("/documents")
+    def list_documents(
+        request: Request, dossier_code: str | None = None, status: str | None = None, limit: int = 100
+    ) -> dict[str, Any]:
+        docs = C(request).index.list_documents(
+            dossier_code=dossier_code, statuses=[status] if status else None, limit=min(limit, 10_000)
+        )
+        return {"documents": [d.to_dict() for d in docs]}
+
+    @app.get("/documents/{doc_id}")
+    def get_document(request: Request, doc_id: str) -> dict[str, Any]:
+        return _manifest_view(load(request, doc_id))
+
+    @app.post("/documents/{doc_id}/retry", status_code=202)
+    def retry(request: Request, doc_id: str) -> dict[str, Any]:
+        from sohoa.models import Status
+
+        m = load(request, doc_id)
+        if m.status not in (Status.FAILED.value, Status.DONE.value):
+            raise HTTPException(409, {"message": f"document is {m.status}; only done or failed documents can be re-run"})
+        m.attempts = 0
+        m.set_status(Status.QUEUED)
+        C(request).save_manifest(m)
+        C(request).queue.enqueue(m.id)
+        return _manifest_view(m)
+
+    @app.get("/documents/{doc_id}/original")
+    def original(request: Request, doc_id: str) -> Response:
+        m = load(request, doc_id)
+        return blob(request, m.original_key, m.media_type, m.filename)
+
+    @app.get("/documents/{doc_id}/pdf")
+    def pdf(request: Request, doc_id: str) -> Response:
+        m = load(request, doc_id)
+        return blob(request, output_key(doc_id, "document.pdf"), "application/pdf", Path(m.filename).stem + ".ocr.pdf")
+
+    @app.get("/documents/{doc_id}/text")
+    def text(request: Request, doc_id: str) -> Response:
+        load(request, doc_id)
+        return blob(request, output_key(doc_id, "document.txt"), "text/plain; charset=utf-8")
+
+    @app.get("/documents/{doc_id}/pages/{number}")
+    def page_image(request: Request, doc_id: str, number: int) -> Response:
+        load(request, doc_id)
+        return blob(request, page_key(doc_id, number, "jpg"), "image/jpeg")
+
+    @app.get("/documents/{doc_id}/pages/{number}/text")
+    def page_text(request: Request, doc_id: str, number: int) -> Response:
+        load(request, doc_id)
+        return blob(request, page_key(doc_id, number, "txt"), "text/plain; charset=utf-8")
+
+    @app.get("/documents/{doc_id}/pages/{number}/hocr")
+    def page_hocr(request: Request, doc_id: str, number: int) -> Response:
+        load(request, doc_id)
+        return blob(request, page_key(doc_id, number, "hocr"), "text/html; charset=utf-8")
+
+    def _search(request: Request, q: str, **filters: Any) -> dict[str, Any]:
+        sq = SearchQuery(q=nfc(q), **filters)
+        return C(request).index.search(sq).to_dict()
+
+    @app.get("/search")
+    def search(
+        request: Request,
+        q: Annotated[str, Query(min_length=1, description="words, with or without diacritics; \"quoted phrases\"")],
+        dossier_code: str | None = None,
+        kind: str | None = None,
+        unit: str | None = None,
+        date_from: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")] = None,
+        date_to: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")] = None,
+        page: Annotated[int, Query(ge=1)] = 1,
+        size: Annotated[int, Query(ge=1, le=100)] = 10,
+    ) -> dict[str, Any]:
+        res = _search(
+            request, q, dossier_code=dossier_code, kind=kind, unit=unit, date_from=date_from, date_to=date_to,
+            page=page, size=size,
+        )
+        for h in res["hits"]:
+            h["page_url"] = f"/documents/{h['document_id']}/pages/{h['page']}"
+            h["view_url"] = f"/view/{h['document_id']}/{h['page']}"
+        return res
+
+    @app.get("/dossiers/{code}")
+    def dossier(request: Request, code: str) -> dict[str, Any]:
+        summary = C(request).index.dossier(nfc(code))
+        if not summary.documents:
+            raise HTTPException(404, {"message": f"no documents for dossier {code}"})
+        return summary.to_dict()
+
+    # -- staff pages ---------------------------------------------------------------------------
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def home(request: Request, q: str = "", page: int = 1, dossier_code: str = "", kind: str = "") -> HTMLResponse:
+        results = None
+        if q.strip():
+            results = _search(
+                request, q, dossier_code=dossier_code or None, kind=kind or None, page=max(1, page), size=20
+            )
+        return TEMPLATES.TemplateResponse(
+            request, "search.html", {"q": q, "results": results, "dossier_code": dossier_code, "kind": kind}
+        )
+
+    @app.get("/view/{doc_id}/{number}", response_class=HTMLResponse, include_in_schema=False)
+    def view(request: Request, doc_id: str, number: int, q: str = "") -> HTMLResponse:
+        m = load(request, doc_id)
+        try:
+            txt = C(request).store.get_bytes(page_key(doc_id, number, "txt")).decode("utf-8")
+        except NotFound:
+            txt = ""
+        info = next((p for p in m.pages if p.number == number), None)
+        return TEMPLATES.TemplateResponse(
+            request, "view.html", {"m": m, "number": number, "text": txt, "info": info, "q": q}
+        )
+
+    @app.exception_handler(InputError)
+    def input_error(_: Request, e: InputError) -> JSONResponse:
+        return JSONResponse({"detail": {"message": str(e)}}, status_code=e.status)
+
+    return app

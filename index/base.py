@@ -1,0 +1,85 @@
+"""The narrow index interface. Both backends implement the same search semantics:
+
+* every query word must occur in the page, compared without diacritics (``đ`` = ``d``) and case;
+  quoted phrases must occur as phrases;
+* pages whose words also match *with* the query's diacritics rank first, then by relevance;
+* filters: dossier code, kind, unit, received date range; 1-based pagination.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from urllib.parse import unquote, urlparse
+
+from sohoa.models import DocRecord, DossierSummary, PageText, SearchQuery, SearchResults
+
+
+class IndexError_(RuntimeError):  # noqa: N801 - avoid shadowing the builtin IndexError
+    pass
+
+
+class SearchIndex(ABC):
+    url: str
+
+    @abstractmethod
+    def upsert_document(self, doc: DocRecord) -> None:
+        """Insert or replace the document record (status, metadata)."""
+
+    @abstractmethod
+    def replace_pages(self, doc: DocRecord, pages: list[PageText]) -> None:
+        """Replace every page of *doc* with *pages* (idempotent) and upsert the record."""
+
+    @abstractmethod
+    def delete_document(self, doc_id: str) -> None: ...
+
+    @abstractmethod
+    def get_document(self, doc_id: str) -> DocRecord | None: ...
+
+    @abstractmethod
+    def list_documents(
+        self,
+        dossier_code: str | None = None,
+        statuses: list[str] | None = None,
+        sha256: str | None = None,
+        limit: int = 1000,
+    ) -> list[DocRecord]: ...
+
+    @abstractmethod
+    def search(self, query: SearchQuery) -> SearchResults: ...
+
+    @abstractmethod
+    def page_count(self, doc_id: str) -> int:
+        """Number of indexed pages of a document."""
+
+    @abstractmethod
+    def clear(self) -> None:
+        """Remove everything (used by ``sohoa reindex``)."""
+
+    def dossier(self, code: str) -> DossierSummary:
+        return DossierSummary(code=code, documents=self.list_documents(dossier_code=code))
+
+    def check(self) -> None:
+        """Raise if the index cannot be used."""
+        self.list_documents(limit=1)
+
+    def refresh(self) -> None:  # noqa: B027 - only needed by near-real-time backends
+        pass
+
+    def close(self) -> None:  # noqa: B027
+        pass
+
+
+def open_index(url: str, es_prefix: str = "sohoa") -> SearchIndex:
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        from index.sqlite import SqliteIndex
+
+        path = unquote(parsed.path)
+        if parsed.netloc:  # sqlite://relative/path
+            path = parsed.netloc + path
+        return SqliteIndex(path)
+    if parsed.scheme in ("http", "https"):
+        from index.es import EsIndex
+
+        return EsIndex(url, prefix=es_prefix)
+    raise IndexError_(f"unsupported index URL scheme {parsed.scheme!r} (use sqlite:// or http(s)://)")

@@ -1,0 +1,229 @@
+"""Records shared by ingest, workers, index and API.
+
+The :class:`Manifest` is the system of record for one uploaded document: it lives in object
+storage next to the original and the OCR outputs, and everything in the search index can be
+rebuilt from manifests (``sohoa reindex``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    RECEIVED = "received"
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (Status.DONE, Status.FAILED)
+
+
+class Kind(StrEnum):
+    INPUT = "input"  # thành phần hồ sơ (what the citizen submitted)
+    OUTPUT = "output"  # kết quả (the result document)
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class PageInfo:
+    number: int
+    dpi: int
+    colour_mode: str
+    width: int
+    height: int
+    mean_confidence: float
+    low_confidence: bool
+    word_count: int
+    rotation: int = 0
+    skew: float = 0.0
+    low_dpi: bool = False
+    seconds: float = 0.0
+
+
+@dataclass
+class Manifest:
+    id: str
+    dossier_code: str
+    kind: str
+    component: str
+    unit: str
+    filename: str
+    media_type: str
+    size: int
+    sha256: str
+    original_key: str
+    received_at: str
+    declared_pages: int
+    status: str = Status.RECEIVED.value
+    error: str | None = None
+    processed_at: str | None = None
+    pages: list[PageInfo] = field(default_factory=list)
+    model: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, str]] = field(default_factory=list)
+    attempts: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def page_count(self) -> int:
+        return len(self.pages) if self.pages else self.declared_pages
+
+    @property
+    def mean_confidence(self) -> float | None:
+        if not self.pages:
+            return None
+        return round(sum(p.mean_confidence for p in self.pages) / len(self.pages), 2)
+
+    def set_status(self, status: Status, error: str | None = None) -> None:
+        self.status = status.value
+        self.error = error
+        self.history.append({"status": status.value, "at": utcnow(), **({"error": error} if error else {})})
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["page_count"] = self.page_count
+        d["mean_confidence"] = self.mean_confidence
+        return d
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=1).encode("utf-8")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Manifest:
+        d = dict(d)
+        d.pop("page_count", None)
+        d.pop("mean_confidence", None)
+        d["pages"] = [PageInfo(**p) for p in d.get("pages", [])]
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Manifest:
+        return cls.from_dict(json.loads(data.decode("utf-8")))
+
+
+@dataclass
+class DocRecord:
+    """What the index knows about a document (a mirror of its manifest)."""
+
+    id: str
+    dossier_code: str
+    kind: str
+    component: str
+    unit: str
+    filename: str
+    status: str
+    received_at: str
+    sha256: str
+    page_count: int = 0
+    mean_confidence: float | None = None
+    processed_at: str | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_manifest(cls, m: Manifest) -> DocRecord:
+        return cls(
+            id=m.id,
+            dossier_code=m.dossier_code,
+            kind=m.kind,
+            component=m.component,
+            unit=m.unit,
+            filename=m.filename,
+            status=m.status,
+            received_at=m.received_at,
+            sha256=m.sha256,
+            page_count=m.page_count,
+            mean_confidence=m.mean_confidence,
+            processed_at=m.processed_at,
+            error=m.error,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PageText:
+    number: int
+    text: str
+
+
+@dataclass
+class SearchQuery:
+    q: str
+    dossier_code: str | None = None
+    kind: str | None = None
+    unit: str | None = None
+    date_from: str | None = None  # ISO date, inclusive, on received_at
+    date_to: str | None = None  # ISO date, inclusive
+    page: int = 1
+    size: int = 10
+
+
+@dataclass
+class SearchHit:
+    document_id: str
+    dossier_code: str
+    kind: str
+    component: str
+    unit: str
+    filename: str
+    page: int
+    score: float
+    exact: bool
+    snippet: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SearchResults:
+    query: str
+    total: int
+    page: int
+    size: int
+    hits: list[SearchHit]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "total": self.total,
+            "page": self.page,
+            "size": self.size,
+            "hits": [h.to_dict() for h in self.hits],
+        }
+
+
+@dataclass
+class DossierSummary:
+    code: str
+    documents: list[DocRecord]
+
+    @property
+    def input_digitized(self) -> bool:
+        return any(d.kind == Kind.INPUT and d.status == Status.DONE for d in self.documents)
+
+    @property
+    def output_digitized(self) -> bool:
+        return any(d.kind == Kind.OUTPUT and d.status == Status.DONE for d in self.documents)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "input_digitized": self.input_digitized,
+            "output_digitized": self.output_digitized,
+            "documents": [d.to_dict() for d in self.documents],
+            "components": sorted({d.component for d in self.documents if d.kind == Kind.INPUT and d.component}),
+        }

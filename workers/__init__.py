@@ -1,0 +1,1 @@
+"""Background processing: Dramatiq broker/actor wiring and the per-document job."""
