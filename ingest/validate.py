@@ -58,11 +58,15 @@ def sniff(head: bytes) -> str | None:
 
 
 def _describe(head: bytes) -> str:
+    import codecs
+
     try:
-        head[:512].decode("utf-8")
-        return "it looks like text"
+        text = codecs.getincrementaldecoder("utf-8")().decode(head[:512], final=False)
     except UnicodeDecodeError:
         return "unknown binary content"
+    if any(ord(c) < 32 and c not in "\r\n\t\f" for c in text):
+        return "unknown binary content"
+    return "it looks like text"
 
 
 def validate_metadata(
@@ -106,7 +110,8 @@ def _validate_pdf(settings: Settings, path: Path, info: FileInfo) -> None:
     except pikepdf.PasswordError as e:
         raise InputError("encrypted PDF: it needs a password; upload an unprotected copy") from e
     except (pikepdf.PdfError, ValueError, OSError) as e:
-        raise InputError(f"corrupt PDF: {str(e).splitlines()[0][:200]}") from e
+        detail = str(e).replace(str(path), "").lstrip(": ").splitlines()[0][:200] if str(e) else type(e).__name__
+        raise InputError(f"corrupt PDF: {detail}") from e
     with pdf:
         if pdf.is_encrypted:
             raise InputError("encrypted PDF: remove the protection before uploading it for archiving")

@@ -63,6 +63,14 @@ class Settings:
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
+    def to_env(self) -> dict[str, str]:
+        """The ``SOHOA_*`` variables that reproduce these settings in another process."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[PREFIX + f.name.upper()] = ("1" if v else "0") if isinstance(v, bool) else str(v)
+        return out
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
         env = dict(os.environ if env is None else env)

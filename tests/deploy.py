@@ -1,0 +1,57 @@
+"""Helpers to run sohoa in the two deployment shapes during tests."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from sohoa.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CODE = "000.00.06.H56-261105-0001"
+_db = itertools.count(1)
+
+
+def fresh_redis_url(base: str) -> str:
+    """A Redis database of its own (flushed) so that workers of earlier tests cannot steal jobs."""
+    url = base.rsplit("/", 1)[0] + f"/{next(_db) % 15 + 1}"
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+def sohoa_process(settings: Settings, *args: str, log: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **settings.to_env(), **(extra_env or {})}
+    with open(log, "ab") as f:
+        return subprocess.Popen(
+            [sys.executable, "-m", "sohoa.cli", *args], cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def wait_for(fn: Any, timeout: float = 300, interval: float = 0.3, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")

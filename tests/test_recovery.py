@@ -1,0 +1,109 @@
+"""Kill a worker mid-job, restart it: the document still reaches ``done``, indexed once."""
+
+from __future__ import annotations
+
+import io
+import socket
+from pathlib import Path
+
+import fixtures
+import httpx
+import pytest
+from conftest import s3_url
+from deploy import CODE, fresh_redis_url, kill, sohoa_process, wait_for
+
+from ingest import UploadItem, accept_batch
+from ingest.service import Accepted
+from sohoa.context import Context
+from sohoa.demo import pdf_bytes
+from sohoa.settings import Settings
+
+
+def multi_page_pdf(n: int = 4) -> bytes:
+    return pdf_bytes([fixtures.small_page([f"Trang số {i}: biên bản kiểm tra hiện trạng thửa đất"] * 6)
+                      for i in range(1, n + 1)], dpi=200)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_embedded_server_killed_mid_job_recovers(tmp_path: Path) -> None:
+    port = free_port()
+    settings = Settings(data_dir=tmp_path / "data", broker_url="memory://", worker_threads=1, port=port)
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+
+    def up() -> bool:
+        try:
+            return httpx.get(base + "/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    server = sohoa_process(settings, "serve", log=log)
+    try:
+        wait_for(up, 60, what="API up")
+        r = httpx.post(base + "/documents", data={"dossier_code": CODE, "kind": "input"},
+                       files=[("files", ("bien-ban.pdf", multi_page_pdf(4), "application/pdf"))], timeout=60)
+        assert r.status_code == 202, r.text
+        doc_id = r.json()["documents"][0]["id"]
+
+        def mid_job() -> bool:
+            d = httpx.get(f"{base}/documents/{doc_id}", timeout=5).json()
+            assert d["status"] != "done", "finished before it could be killed: make the document longer"
+            return d["status"] == "processing" and d["progress"]["pages_done"] >= 1
+
+        wait_for(mid_job, 120, interval=0.1, what="processing with one page done")
+        kill(server)  # SIGKILL: no chance to clean up
+        server = sohoa_process(settings, "serve", log=log)
+        wait_for(up, 60, what="API up again")
+        d = wait_for(lambda: (x := httpx.get(f"{base}/documents/{doc_id}", timeout=5).json())["status"] == "done"
+                     and x, 300, what="done after restart")
+        assert d["page_count"] == 4 and [p["number"] for p in d["pages"]] == [1, 2, 3, 4]
+        assert d["attempts"] == 2
+        r = httpx.get(base + "/search", params={"q": "bien ban kiem tra", "size": 50}).json()
+        assert sorted(h["page"] for h in r["hits"]) == [1, 2, 3, 4]  # indexed once, not twice
+    finally:
+        kill(server)
+        print(log.read_text(errors="replace")[-3000:])
+
+
+def test_redis_worker_killed_mid_job_recovers(tmp_path: Path, request: pytest.FixtureRequest, unique: str) -> None:
+    s3, es, rd = (request.getfixturevalue(n) for n in ("s3_server", "es_url", "redis_server"))
+    settings = Settings(
+        data_dir=tmp_path / "data", storage_url=s3_url(s3), index_url=es, es_index_prefix=f"kill-{unique}",
+        broker_url=fresh_redis_url(rd.url), worker_threads=1, redis_heartbeat_ms=1500,
+        redis_maintenance_chance=1_000_000,
+    )
+    ctx = Context(settings)
+    log = tmp_path / "worker.log"
+    worker = sohoa_process(settings, "worker", log=log)
+    try:
+        src = tmp_path / "bien-ban.pdf"
+        src.write_bytes(multi_page_pdf(4))
+        [acc] = accept_batch(ctx, [UploadItem(src, src.name, CODE, "input")])
+        assert isinstance(acc, Accepted)
+        doc_id = acc.manifest.id
+
+        def mid_job() -> bool:
+            m = ctx.load_manifest(doc_id)
+            assert m.status != "done", "finished before it could be killed"
+            return m.status == "processing" and len(m.pages) >= 1
+
+        wait_for(mid_job, 120, interval=0.1, what="processing with one page done")
+        kill(worker)
+        worker = sohoa_process(settings, "worker", log=log)
+        m = wait_for(lambda: (x := ctx.load_manifest(doc_id)).status == "done" and x, 300, what="done after restart")
+        assert m.page_count == 4 and m.attempts == 2
+        assert ctx.index.page_count(doc_id) == 4
+        assert ctx.store.exists(f"documents/{doc_id}/out/document.pdf")
+        import pikepdf
+
+        assert len(pikepdf.open(io.BytesIO(ctx.store.get_bytes(f"documents/{doc_id}/out/document.pdf"))).pages) == 4
+    finally:
+        kill(worker)
+        print(log.read_text(errors="replace")[-3000:])
+        ctx.index.drop()  # type: ignore[attr-defined]
+        ctx.close()
