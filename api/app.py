@@ -50,7 +50,9 @@ def _spread(name: str, values: list[str] | None, n: int) -> list[str]:
     return values
 
 
-def create_app(settings: Settings | None = None, ctx: Context | None = None, run_workers: bool | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, ctx: Context | None = None, run_workers: bool | None = None
+) -> FastAPI:
     settings = settings or (ctx.settings if ctx else Settings.from_env())
 
     @asynccontextmanager
@@ -76,7 +78,7 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None, run
     )
 
     def C(request: Request) -> Context:  # noqa: N802
-        return request.app.state.ctx  # type: ignore[no-any-return]
+        return request.app.state.ctx
 
     def load(request: Request, doc_id: str) -> Manifest:
         try:
@@ -171,7 +173,9 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None, run
 
         m = load(request, doc_id)
         if m.status not in (Status.FAILED.value, Status.DONE.value):
-            raise HTTPException(409, {"message": f"document is {m.status}; only done or failed documents can be re-run"})
+            raise HTTPException(
+                409, {"message": f"document is {m.status}; only done or failed documents can be re-run"}
+            )
         m.attempts = 0
         m.set_status(Status.QUEUED)
         C(request).save_manifest(m)
@@ -215,7 +219,7 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None, run
     @app.get("/search")
     def search(
         request: Request,
-        q: Annotated[str, Query(min_length=1, description="words, with or without diacritics; \"quoted phrases\"")],
+        q: Annotated[str, Query(min_length=1, description='words, with or without diacritics; "quoted phrases"')],
         dossier_code: str | None = None,
         kind: str | None = None,
         unit: str | None = None,
@@ -225,8 +229,15 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None, run
         size: Annotated[int, Query(ge=1, le=100)] = 10,
     ) -> dict[str, Any]:
         res = _search(
-            request, q, dossier_code=dossier_code, kind=kind, unit=unit, date_from=date_from, date_to=date_to,
-            page=page, size=size,
+            request,
+            q,
+            dossier_code=dossier_code,
+            kind=kind,
+            unit=unit,
+            date_from=date_from,
+            date_to=date_to,
+            page=page,
+            size=size,
         )
         for h in res["hits"]:
             h["page_url"] = f"/documents/{h['document_id']}/pages/{h['page']}"

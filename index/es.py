@@ -9,6 +9,7 @@ exact field adds a large boost so exact-diacritic pages rank first.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from elasticsearch import Elasticsearch, NotFoundError, helpers
@@ -116,13 +117,9 @@ class EsIndex(SearchIndex):
         self.upsert_document(doc)
 
     def delete_document(self, doc_id: str) -> None:
-        self.es.delete_by_query(
-            index=self.pages, query={"term": {"doc_id": doc_id}}, refresh=True, conflicts="proceed"
-        )
-        try:
+        self.es.delete_by_query(index=self.pages, query={"term": {"doc_id": doc_id}}, refresh=True, conflicts="proceed")
+        with contextlib.suppress(NotFoundError):
             self.es.delete(index=self.docs, id=doc_id, refresh=True)
-        except NotFoundError:
-            pass
 
     def get_document(self, doc_id: str) -> DocRecord | None:
         try:

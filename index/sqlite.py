@@ -127,9 +127,7 @@ class SqliteIndex(SearchIndex):
             self._delete_pages(db, doc.id)
             for p in pages:
                 text = nfc(p.text)
-                cur = db.execute(
-                    "INSERT INTO pages (doc_id, number, text) VALUES (?, ?, ?)", (doc.id, p.number, text)
-                )
+                cur = db.execute("INSERT INTO pages (doc_id, number, text) VALUES (?, ?, ?)", (doc.id, p.number, text))
                 db.execute(
                     "INSERT INTO pages_fts (rowid, exact, folded) VALUES (?, ?, ?)",
                     (cur.lastrowid, text, fold(text)),
@@ -151,7 +149,8 @@ class SqliteIndex(SearchIndex):
         sha256: str | None = None,
         limit: int = 1000,
     ) -> list[DocRecord]:
-        where, args = [], []  # type: ignore[var-annotated]
+        where: list[str] = []
+        args: list[object] = []
         if dossier_code is not None:
             where.append("dossier_code=?")
             args.append(nfc(dossier_code))

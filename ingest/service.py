@@ -49,7 +49,9 @@ def _sha256(path: Path) -> str:
 
 def _prepare(ctx: Context, item: UploadItem) -> Manifest:
     try:
-        code, kind, comp, unit = validate_metadata(ctx.settings, item.dossier_code, item.kind, item.component, item.unit)
+        code, kind, comp, unit = validate_metadata(
+            ctx.settings, item.dossier_code, item.kind, item.component, item.unit
+        )
     except InputError as e:
         e.filename = nfc(item.filename)
         raise

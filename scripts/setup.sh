@@ -42,8 +42,8 @@ fi
 TESSDATA="${SOHOA_TESSDATA_DIR:-$HOME/.local/share/sohoa/tessdata}"
 mkdir -p "$TESSDATA"
 SYS_TESSDATA="$(dirname "$(dpkg -L tesseract-ocr-osd | grep 'osd.traineddata$' | head -n1)")"
-for lang in osd eng; do
-  [ -s "$TESSDATA/$lang.traineddata" ] || cp "$SYS_TESSDATA/$lang.traineddata" "$TESSDATA/" 2>/dev/null || true
+for f in osd.traineddata eng.traineddata pdf.ttf; do
+  [ -s "$TESSDATA/$f" ] || cp "$SYS_TESSDATA/$f" "$TESSDATA/" 2>/dev/null || true
 done
 if [ ! -s "$TESSDATA/vie.traineddata" ]; then
   tmp="$(mktemp -d)"

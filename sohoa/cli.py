@@ -52,7 +52,9 @@ def _items_from_args(args: argparse.Namespace) -> list:  # list[UploadItem]
         p = Path(raw)
         paths = sorted(x for x in p.rglob("*") if x.is_file() and x.suffix.lower() != ".csv") if p.is_dir() else [p]
         for x in paths:
-            items.append(UploadItem(x, nfc(x.name), args.dossier or "", args.kind or "", args.component or "", args.unit or ""))
+            items.append(
+                UploadItem(x, nfc(x.name), args.dossier or "", args.kind or "", args.component or "", args.unit or "")
+            )
     return items
 
 
@@ -62,8 +64,14 @@ def _wait(ctx: Context, ids: list[str], timeout_s: float = 24 * 3600) -> list[Ma
     total = sum(max(1, m.declared_pages) for m in manifests.values())
     deadline = time.monotonic() + timeout_s
     with Progress(
-        TextColumn("[bold]OCR"), BarColumn(), MofNCompleteColumn(), TextColumn("pages"), TimeElapsedColumn(),
-        TextColumn("{task.description}"), console=console, transient=False,
+        TextColumn("[bold]OCR"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("pages"),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        transient=False,
     ) as bar:
         task = bar.add_task("", total=total)
         while True:
@@ -90,8 +98,16 @@ def _docs_table(manifests: list[Manifest]) -> Table:
         conf = f"{m.mean_confidence:.1f}" if m.mean_confidence is not None else ""
         if any(p.low_confidence for p in m.pages):
             conf += " ⚠"
-        t.add_row(m.id[:12], m.dossier_code, m.kind, m.filename, status, str(m.page_count), conf,
-                  f"{m.timings.get('total', 0):.1f}")
+        t.add_row(
+            m.id[:12],
+            m.dossier_code,
+            m.kind,
+            m.filename,
+            status,
+            str(m.page_count),
+            conf,
+            f"{m.timings.get('total', 0):.1f}",
+        )
     return t
 
 
@@ -149,8 +165,16 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_search(ctx: Context, args: argparse.Namespace) -> int:
     res = ctx.index.search(
-        SearchQuery(q=nfc(" ".join(args.query)), dossier_code=args.dossier, kind=args.kind, unit=args.unit,
-                    date_from=args.date_from, date_to=args.date_to, page=args.page, size=args.size)
+        SearchQuery(
+            q=nfc(" ".join(args.query)),
+            dossier_code=args.dossier,
+            kind=args.kind,
+            unit=args.unit,
+            date_from=args.date_from,
+            date_to=args.date_to,
+            page=args.page,
+            size=args.size,
+        )
     )
     console.print(f"{res.total} page(s) match «{res.query}»")
     for h in res.hits:
@@ -207,8 +231,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from api import create_app
 
-    uvicorn.run(create_app(settings), host=args.host or settings.host, port=args.port or settings.port,
-                log_config=None)
+    uvicorn.run(create_app(settings), host=args.host or settings.host, port=args.port or settings.port, log_config=None)
     return 0
 
 
@@ -235,31 +258,40 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         pages = sum(m.page_count for m in ms if m.status == Status.DONE.value)
         fresh = [m for m in ms if m.timings]
         if fresh:
-            console.print(f"processed {pages} page(s) in {elapsed:.1f} s = {pages / elapsed * 60:.1f} pages/min "
-                          f"({settings.worker_threads} worker thread(s)); model: {ms[0].model}")
+            console.print(
+                f"processed {pages} page(s) in {elapsed:.1f} s = {pages / elapsed * 60:.1f} pages/min "
+                f"({settings.worker_threads} worker thread(s)); model: {ms[0].model}"
+            )
         codes = sorted({f.dossier_code for f in files})
         t = Table(title="digitization per dossier")
         for col in ("dossier", "input digitized", "result digitized", "documents"):
             t.add_column(col)
         for code in codes:
             s = ctx.index.dossier(code)
-            t.add_row(code, "yes" if s.input_digitized else "no", "yes" if s.output_digitized else "no",
-                      str(len(s.documents)))
+            t.add_row(
+                code, "yes" if s.input_digitized else "no", "yes" if s.output_digitized else "no", str(len(s.documents))
+            )
         console.print(t)
         n_in = sum(ctx.index.dossier(c).input_digitized for c in codes)
         n_out = sum(ctx.index.dossier(c).output_digitized for c in codes)
-        console.print(f"dossiers with a digitized input component: {n_in}/{len(codes)}; "
-                      f"with a digitized result: {n_out}/{len(codes)}")
+        console.print(
+            f"dossiers with a digitized input component: {n_in}/{len(codes)}; "
+            f"with a digitized result: {n_out}/{len(codes)}"
+        )
         for q in ("ho so dat dai", "khai sinh Đức"):
             res = ctx.index.search(SearchQuery(q=q, size=3))
-            console.print(f"search «{q}»: {res.total} page(s); top: " + ", ".join(
-                f"{h.dossier_code} p.{h.page}" for h in res.hits))
+            console.print(
+                f"search «{q}»: {res.total} page(s); top: "
+                + ", ".join(f"{h.dossier_code} p.{h.page}" for h in res.hits)
+            )
     finally:
         ctx.close()
     if args.no_serve:
         return 0
-    console.print(f"serving the API at http://{settings.host}:{args.port or settings.port} "
-                  f"(OpenAPI docs at /docs, search page at /) — Ctrl+C to stop")
+    console.print(
+        f"serving the API at http://{settings.host}:{args.port or settings.port} "
+        f"(OpenAPI docs at /docs, search page at /) — Ctrl+C to stop"
+    )
     args.host = None
     return cmd_serve(settings, args)
 
@@ -289,8 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--component", help="component name")
     s.add_argument("--unit", help="receiving unit")
     s.add_argument("--manifest", help="CSV with columns file,dossier_code,kind,component,unit")
-    s.add_argument("--wait", action=argparse.BooleanOptionalAction, default=None,
-                   help="wait for OCR with a progress bar (default: yes with the in-process queue)")
+    s.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="wait for OCR with a progress bar (default: yes with the in-process queue)",
+    )
 
     s = sub.add_parser("status", help="show documents and their processing status")
     s.add_argument("ids", nargs="*")
@@ -329,8 +365,13 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(settings)
     try:
         fn = {
-            "ingest": cmd_ingest, "status": cmd_status, "search": cmd_search, "dossier": cmd_dossier,
-            "worker": cmd_worker, "reindex": cmd_reindex, "recover": cmd_recover,
+            "ingest": cmd_ingest,
+            "status": cmd_status,
+            "search": cmd_search,
+            "dossier": cmd_dossier,
+            "worker": cmd_worker,
+            "reindex": cmd_reindex,
+            "recover": cmd_recover,
         }[args.cmd]
         return fn(ctx, args)
     finally:

@@ -151,15 +151,38 @@ def make_demo_batch(folder: Path, dpi: int = 300) -> list[DemoFile]:
 
     pages = [render_page(TEXTS["don_dat_dai"], dpi, skew=1.5), render_page(TEXTS["hop_dong"], dpi, noise=True, seed=1)]
     add("don-dang-ky-bien-dong.pdf", pdf_bytes(pages, dpi), d1, "input", "Đơn đăng ký biến động", unit_huyen)
-    add("quyet-dinh-cap-gcn.png", image_bytes(render_page(TEXTS["quyet_dinh"], dpi), "PNG", dpi), d1, "output",
-        "Quyết định", unit_huyen)
-    add("to-khai-khai-sinh.jpg", image_bytes(render_page(TEXTS["khai_sinh"], dpi, skew=-2.0), "JPEG", dpi), d2,
-        "input", "Tờ khai đăng ký khai sinh", unit_xa)
-    add("trich-luc-khai-sinh.tif", tiff_bytes([render_page(TEXTS["trich_luc"], dpi)], dpi), d2, "output",
-        "Trích lục khai sinh", unit_xa)
-    add("hop-dong-chuyen-nhuong.tif",
+    add(
+        "quyet-dinh-cap-gcn.png",
+        image_bytes(render_page(TEXTS["quyet_dinh"], dpi), "PNG", dpi),
+        d1,
+        "output",
+        "Quyết định",
+        unit_huyen,
+    )
+    add(
+        "to-khai-khai-sinh.jpg",
+        image_bytes(render_page(TEXTS["khai_sinh"], dpi, skew=-2.0), "JPEG", dpi),
+        d2,
+        "input",
+        "Tờ khai đăng ký khai sinh",
+        unit_xa,
+    )
+    add(
+        "trich-luc-khai-sinh.tif",
+        tiff_bytes([render_page(TEXTS["trich_luc"], dpi)], dpi),
+        d2,
+        "output",
+        "Trích lục khai sinh",
+        unit_xa,
+    )
+    add(
+        "hop-dong-chuyen-nhuong.tif",
         tiff_bytes([render_page(TEXTS["hop_dong"], dpi), render_page(TEXTS["don_dat_dai"][:5], dpi)], dpi),
-        d3, "input", "Hợp đồng chuyển nhượng", unit_huyen)
+        d3,
+        "input",
+        "Hợp đồng chuyển nhượng",
+        unit_huyen,
+    )
     manifest = folder / "manifest.csv"
     with open(manifest, "w", encoding="utf-8") as f:
         f.write("file,dossier_code,kind,component,unit\n")

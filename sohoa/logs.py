@@ -26,7 +26,10 @@ class KeyValueFormatter(logging.Formatter):
             fields["exc"] = self.formatException(record.exc_info)
         if self.as_json:
             return json.dumps(fields, ensure_ascii=False, default=str)
-        return " ".join(f"{k}={json.dumps(v, ensure_ascii=False, default=str) if k in ('msg', 'exc') or ' ' in str(v) else v}" for k, v in fields.items())
+        return " ".join(
+            f"{k}={json.dumps(v, ensure_ascii=False, default=str) if k in ('msg', 'exc') or ' ' in str(v) else v}"
+            for k, v in fields.items()
+        )
 
 
 def setup_logging(level: str = "INFO", as_json: bool = False) -> None:

@@ -27,11 +27,17 @@ def fresh_redis_url(base: str) -> str:
     return url
 
 
-def sohoa_process(settings: Settings, *args: str, log: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def sohoa_process(
+    settings: Settings, *args: str, log: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, **settings.to_env(), **(extra_env or {})}
     with open(log, "ab") as f:
         return subprocess.Popen(
-            [sys.executable, "-m", "sohoa.cli", *args], cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "sohoa.cli", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=f,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 

@@ -40,8 +40,12 @@ def deployment(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> I
         return
     s3, es, rd = (request.getfixturevalue(n) for n in ("s3_server", "es_url", "redis_server"))
     settings = Settings(
-        data_dir=tmp_path / "data", storage_url=s3_url(s3), index_url=es, es_index_prefix=f"e2e-{unique}",
-        broker_url=fresh_redis_url(rd.url), worker_threads=2,
+        data_dir=tmp_path / "data",
+        storage_url=s3_url(s3),
+        index_url=es,
+        es_index_prefix=f"e2e-{unique}",
+        broker_url=fresh_redis_url(rd.url),
+        worker_threads=2,
     )
     worker = sohoa_process(settings, "worker", log=tmp_path / "worker.log")
     try:
@@ -70,10 +74,16 @@ def test_upload_ocr_search_count(deployment: Deployment) -> None:
     pdf_bytes = fixtures.two_page_pdf()
     r = c.post(
         "/documents",
-        files=[("files", ("hồ sơ đất.pdf", pdf_bytes, "application/pdf")),
-               ("files", ("tờ khai.jpg", fixtures.jpeg_scan(), "image/jpeg"))],
-        data={"dossier_code": CODE, "kind": ["input", "output"], "component": ["Đơn đề nghị", "Tờ khai"],
-              "unit": "UBND xã Quảng Định"},
+        files=[
+            ("files", ("hồ sơ đất.pdf", pdf_bytes, "application/pdf")),
+            ("files", ("tờ khai.jpg", fixtures.jpeg_scan(), "image/jpeg")),
+        ],
+        data={
+            "dossier_code": CODE,
+            "kind": ["input", "output"],
+            "component": ["Đơn đề nghị", "Tờ khai"],
+            "unit": "UBND xã Quảng Định",
+        },
     )
     assert r.status_code == 202, r.text
     docs = r.json()["documents"]
@@ -132,13 +142,20 @@ BAD = [
 
 
 @pytest.mark.parametrize(("name", "data", "meta", "status", "message"), BAD, ids=[b[4] for b in BAD])
-def test_bad_input_leaves_nothing(deployment: Deployment, name: str, data: bytes, meta: dict, status: int,
-                                  message: str) -> None:
+def test_bad_input_leaves_nothing(
+    deployment: Deployment, name: str, data: bytes, meta: dict, status: int, message: str
+) -> None:
     c = deployment.client
     form = {"dossier_code": CODE, "kind": "input", **meta}
     # a good file in the same batch is not stored either: the batch is all or nothing
-    r = c.post("/documents", data=form, files=[("files", ("good.png", fixtures.png_scan(), "image/png")),
-                                               ("files", (name, data, "application/octet-stream"))])
+    r = c.post(
+        "/documents",
+        data=form,
+        files=[
+            ("files", ("good.png", fixtures.png_scan(), "image/png")),
+            ("files", (name, data, "application/octet-stream")),
+        ],
+    )
     assert r.status_code == status, r.text
     body = r.json()["detail"]
     assert "nothing was stored" in body["message"]
@@ -151,6 +168,9 @@ def test_bad_input_leaves_nothing(deployment: Deployment, name: str, data: bytes
 def test_upload_requires_files_and_metadata(deployment: Deployment) -> None:
     c = deployment.client
     assert c.post("/documents", data={"dossier_code": CODE, "kind": "input"}).status_code == 422
-    r = c.post("/documents", data={"dossier_code": [CODE, CODE, CODE], "kind": "input"},
-               files=[("files", ("a.png", fixtures.png_scan(), "image/png"))])
+    r = c.post(
+        "/documents",
+        data={"dossier_code": [CODE, CODE, CODE], "kind": "input"},
+        files=[("files", ("a.png", fixtures.png_scan(), "image/png"))],
+    )
     assert r.status_code == 422 and "once per file" in r.text

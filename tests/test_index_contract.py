@@ -24,10 +24,26 @@ def index(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterat
     ix.close()
 
 
-def doc(i: str, code: str = "000.00.06.H56-261105-0001", kind: str = "input", unit: str = "UBND xã A",
-        received: str = "2026-11-05T08:00:00.000+00:00", status: str = "done") -> DocRecord:
-    return DocRecord(id=i, dossier_code=code, kind=kind, component="Đơn", unit=unit, filename=f"{i}.pdf",
-                     status=status, received_at=received, sha256=f"sha-{i}", page_count=1)
+def doc(
+    i: str,
+    code: str = "000.00.06.H56-261105-0001",
+    kind: str = "input",
+    unit: str = "UBND xã A",
+    received: str = "2026-11-05T08:00:00.000+00:00",
+    status: str = "done",
+) -> DocRecord:
+    return DocRecord(
+        id=i,
+        dossier_code=code,
+        kind=kind,
+        component="Đơn",
+        unit=unit,
+        filename=f"{i}.pdf",
+        status=status,
+        received_at=received,
+        sha256=f"sha-{i}",
+        page_count=1,
+    )
 
 
 def test_upsert_get_list(index: SearchIndex) -> None:
@@ -43,8 +59,9 @@ def test_upsert_get_list(index: SearchIndex) -> None:
 
 
 def test_folded_search_finds_diacritics_and_page(index: SearchIndex) -> None:
-    index.replace_pages(doc("d1"), [PageText(1, "Trang bìa không liên quan"),
-                                    PageText(2, "Đơn đăng ký: hồ sơ đất đai của hộ gia đình")])
+    index.replace_pages(
+        doc("d1"), [PageText(1, "Trang bìa không liên quan"), PageText(2, "Đơn đăng ký: hồ sơ đất đai của hộ gia đình")]
+    )
     res = index.search(SearchQuery(q="ho so dat dai"))
     assert res.total == 1
     hit = res.hits[0]
@@ -78,16 +95,27 @@ def test_phrase(index: SearchIndex) -> None:
 
 
 def test_filters(index: SearchIndex) -> None:
-    index.replace_pages(doc("a", kind="input", unit="UBND xã A", received="2026-01-10T00:00:00.000+00:00"),
-                        [PageText(1, "giấy chứng nhận quyền sử dụng đất")])
-    index.replace_pages(doc("b", code="000.00.06.H56-261105-0009", kind="output", unit="UBND huyện B",
-                            received="2026-03-10T00:00:00.000+00:00"),
-                        [PageText(1, "giấy chứng nhận quyền sử dụng đất")])
+    index.replace_pages(
+        doc("a", kind="input", unit="UBND xã A", received="2026-01-10T00:00:00.000+00:00"),
+        [PageText(1, "giấy chứng nhận quyền sử dụng đất")],
+    )
+    index.replace_pages(
+        doc(
+            "b",
+            code="000.00.06.H56-261105-0009",
+            kind="output",
+            unit="UBND huyện B",
+            received="2026-03-10T00:00:00.000+00:00",
+        ),
+        [PageText(1, "giấy chứng nhận quyền sử dụng đất")],
+    )
     q = "giay chung nhan"
     assert index.search(SearchQuery(q=q)).total == 2
     assert [h.document_id for h in index.search(SearchQuery(q=q, kind="output")).hits] == ["b"]
     assert [h.document_id for h in index.search(SearchQuery(q=q, unit="UBND xã A")).hits] == ["a"]
-    assert [h.document_id for h in index.search(SearchQuery(q=q, dossier_code="000.00.06.H56-261105-0009")).hits] == ["b"]
+    assert [h.document_id for h in index.search(SearchQuery(q=q, dossier_code="000.00.06.H56-261105-0009")).hits] == [
+        "b"
+    ]
     assert [h.document_id for h in index.search(SearchQuery(q=q, date_from="2026-02-01")).hits] == ["b"]
     assert [h.document_id for h in index.search(SearchQuery(q=q, date_to="2026-01-10")).hits] == ["a"]
 

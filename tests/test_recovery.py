@@ -20,8 +20,10 @@ from sohoa.settings import Settings
 
 
 def multi_page_pdf(n: int = 4) -> bytes:
-    return pdf_bytes([fixtures.small_page([f"Trang số {i}: biên bản kiểm tra hiện trạng thửa đất"] * 6)
-                      for i in range(1, n + 1)], dpi=200)
+    return pdf_bytes(
+        [fixtures.small_page([f"Trang số {i}: biên bản kiểm tra hiện trạng thửa đất"] * 6) for i in range(1, n + 1)],
+        dpi=200,
+    )
 
 
 def free_port() -> int:
@@ -45,8 +47,12 @@ def test_embedded_server_killed_mid_job_recovers(tmp_path: Path) -> None:
     server = sohoa_process(settings, "serve", log=log)
     try:
         wait_for(up, 60, what="API up")
-        r = httpx.post(base + "/documents", data={"dossier_code": CODE, "kind": "input"},
-                       files=[("files", ("bien-ban.pdf", multi_page_pdf(4), "application/pdf"))], timeout=60)
+        r = httpx.post(
+            base + "/documents",
+            data={"dossier_code": CODE, "kind": "input"},
+            files=[("files", ("bien-ban.pdf", multi_page_pdf(4), "application/pdf"))],
+            timeout=60,
+        )
         assert r.status_code == 202, r.text
         doc_id = r.json()["documents"][0]["id"]
 
@@ -59,8 +65,11 @@ def test_embedded_server_killed_mid_job_recovers(tmp_path: Path) -> None:
         kill(server)  # SIGKILL: no chance to clean up
         server = sohoa_process(settings, "serve", log=log)
         wait_for(up, 60, what="API up again")
-        d = wait_for(lambda: (x := httpx.get(f"{base}/documents/{doc_id}", timeout=5).json())["status"] == "done"
-                     and x, 300, what="done after restart")
+        d = wait_for(
+            lambda: (x := httpx.get(f"{base}/documents/{doc_id}", timeout=5).json())["status"] == "done" and x,
+            300,
+            what="done after restart",
+        )
         assert d["page_count"] == 4 and [p["number"] for p in d["pages"]] == [1, 2, 3, 4]
         assert d["attempts"] == 2
         r = httpx.get(base + "/search", params={"q": "bien ban kiem tra", "size": 50}).json()
@@ -73,8 +82,13 @@ def test_embedded_server_killed_mid_job_recovers(tmp_path: Path) -> None:
 def test_redis_worker_killed_mid_job_recovers(tmp_path: Path, request: pytest.FixtureRequest, unique: str) -> None:
     s3, es, rd = (request.getfixturevalue(n) for n in ("s3_server", "es_url", "redis_server"))
     settings = Settings(
-        data_dir=tmp_path / "data", storage_url=s3_url(s3), index_url=es, es_index_prefix=f"kill-{unique}",
-        broker_url=fresh_redis_url(rd.url), worker_threads=1, redis_heartbeat_ms=1500,
+        data_dir=tmp_path / "data",
+        storage_url=s3_url(s3),
+        index_url=es,
+        es_index_prefix=f"kill-{unique}",
+        broker_url=fresh_redis_url(rd.url),
+        worker_threads=1,
+        redis_heartbeat_ms=1500,
         redis_maintenance_chance=1_000_000,
     )
     ctx = Context(settings)

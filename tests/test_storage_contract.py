@@ -49,11 +49,18 @@ def test_put_file_download_large(store: ObjectStore, tmp_path: Path) -> None:
 
 
 def test_list_and_delete_prefix(store: ObjectStore) -> None:
-    for k in ("documents/c/out/page-0002.txt", "documents/c/out/page-0001.txt", "documents/c/manifest.json",
-              "documents/cc/manifest.json"):
+    for k in (
+        "documents/c/out/page-0002.txt",
+        "documents/c/out/page-0001.txt",
+        "documents/c/manifest.json",
+        "documents/cc/manifest.json",
+    ):
         store.put_bytes(k, b"x")
     assert list(store.list("documents/c/")) == [
-        "documents/c/manifest.json", "documents/c/out/page-0001.txt", "documents/c/out/page-0002.txt"]
+        "documents/c/manifest.json",
+        "documents/c/out/page-0001.txt",
+        "documents/c/out/page-0002.txt",
+    ]
     assert store.delete_prefix("documents/c/") == 3
     assert list(store.list("documents/c/")) == []
     assert list(store.list("documents/cc/")) == ["documents/cc/manifest.json"]

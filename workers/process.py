@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import cv2
+import ocr
 import pikepdf
 
-import ocr
 from sohoa.context import Context, output_key, page_key
 from sohoa.models import DocRecord, Manifest, PageInfo, PageText, Status, utcnow
 from storage import NotFound
@@ -62,7 +62,9 @@ def process_document(ctx: Context, doc_id: str) -> None:
                 src.image.close()
                 n = src.number
                 ctx.store.put_bytes(page_key(doc_id, n, "txt"), res.text.encode("utf-8"), "text/plain; charset=utf-8")
-                ctx.store.put_bytes(page_key(doc_id, n, "raw.txt"), res.raw_text.encode("utf-8"), "text/plain; charset=utf-8")
+                ctx.store.put_bytes(
+                    page_key(doc_id, n, "raw.txt"), res.raw_text.encode("utf-8"), "text/plain; charset=utf-8"
+                )
                 ctx.store.put_bytes(page_key(doc_id, n, "hocr"), res.hocr.encode("utf-8"), "text/html; charset=utf-8")
                 ok, jpg = cv2.imencode(".jpg", res.image, [cv2.IMWRITE_JPEG_QUALITY, 80])
                 if ok:

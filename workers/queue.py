@@ -57,7 +57,12 @@ class JobQueue:
             actor_name=ACTOR_NAME,
             queue_name=QUEUE_NAME,
             priority=0,
-            options={"max_retries": 3, "min_backoff": 2000, "max_backoff": 60000, "time_limit": s.job_time_limit_s * 1000},
+            options={
+                "max_retries": 3,
+                "min_backoff": 2000,
+                "max_backoff": 60000,
+                "time_limit": s.job_time_limit_s * 1000,
+            },
         )
         self.worker: dramatiq.Worker | None = None
 

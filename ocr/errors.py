@@ -1,0 +1,2 @@
+class OcrError(RuntimeError):
+    """Tesseract or its model is missing or failed."""

@@ -1,0 +1,132 @@
+"""The one place where the external ``tesseract`` program is run."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ocr.errors import OcrError
+
+log = logging.getLogger("sohoa.ocr")
+
+SYSTEM_TESSDATA = ("/usr/share/tesseract-ocr/5/tessdata", "/usr/share/tesseract-ocr/4.00/tessdata")
+
+
+def default_tessdata_dir() -> Path:
+    env = os.environ.get("SOHOA_TESSDATA_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "sohoa" / "tessdata"
+
+
+def _link_support_files(folder: Path) -> None:
+    """The PDF renderer needs ``pdf.ttf`` beside the model: link Debian's when it is missing."""
+    if (folder / "pdf.ttf").exists():
+        return
+    for d in SYSTEM_TESSDATA:
+        if (Path(d) / "pdf.ttf").is_file():
+            try:
+                (folder / "pdf.ttf").symlink_to(Path(d) / "pdf.ttf")
+            except OSError:
+                log.warning("cannot link pdf.ttf into %s: searchable PDFs may fail", folder)
+            return
+
+
+@lru_cache(maxsize=8)
+def resolve_model(tessdata_dir: str | None, lang: str = "vie") -> tuple[str, str]:
+    """Return (tessdata dir, description) for *lang*, preferring the tessdata_best model; log it once."""
+    if shutil.which("tesseract") is None:
+        raise OcrError("tesseract is not installed (Debian: apt-get install tesseract-ocr tesseract-ocr-vie)")
+    best = Path(tessdata_dir) if tessdata_dir else default_tessdata_dir()
+    if (best / f"{lang}.traineddata").is_file():
+        _link_support_files(best)
+        desc = f"{lang} (tessdata_best int, {best})"
+        log.info("OCR model: %s", desc)
+        return str(best), desc
+    for d in SYSTEM_TESSDATA:
+        if (Path(d) / f"{lang}.traineddata").is_file():
+            desc = f"{lang} (Debian tessdata, {d})"
+            log.warning("best model not found in %s; falling back to %s (run scripts/setup.sh)", best, desc)
+            return d, desc
+    raise OcrError(f"no Tesseract model for {lang!r}: install tesseract-ocr-{lang} or run scripts/setup.sh")
+
+
+@dataclass
+class TesseractOutput:
+    text: str
+    hocr: str
+    pdf: bytes
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_THREAD_LIMIT": "1"}
+
+
+def run_tesseract(
+    image: np.ndarray,
+    dpi: int,
+    tessdata: str,
+    lang: str = "vie",
+    psm: int = 3,
+    oem: int = 1,
+    timeout_s: float = 300,
+    configs: tuple[str, ...] = ("txt", "hocr", "pdf"),
+    extra: tuple[str, ...] = ("-c", "preserve_interword_spaces=1"),
+) -> TesseractOutput:
+    """OCR *image* once, producing text, hOCR and a one-page searchable PDF together."""
+    with tempfile.TemporaryDirectory(prefix="sohoa-tess-") as tmp:
+        src = Path(tmp) / "page.png"
+        if not cv2.imwrite(str(src), image):
+            raise OcrError("cannot write the page image for tesseract")
+        base = Path(tmp) / "out"
+        # -c flags instead of config-file names: the tessdata_best folder has no configs/ folder
+        create = [f"tessedit_create_{c}=1" for c in configs]
+        cmd = [
+            "tesseract", str(src), str(base), "--tessdata-dir", tessdata, "-l", lang,
+            "--psm", str(psm), "--oem", str(oem), "--dpi", str(dpi), *extra,
+            *[arg for c in create for arg in ("-c", c)],
+        ]  # fmt: skip
+        try:
+            proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, env=_env(), check=False)
+        except subprocess.TimeoutExpired as e:
+            raise OcrError(f"tesseract timed out after {timeout_s:.0f}s") from e
+        if proc.returncode != 0:
+            raise OcrError(f"tesseract failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-500:]}")
+
+        def read(ext: str) -> bytes:
+            p = base.with_suffix("." + ext)
+            return p.read_bytes() if p.exists() else b""
+
+        return TesseractOutput(
+            text=read("txt").decode("utf-8", errors="replace"),
+            hocr=read("hocr").decode("utf-8", errors="replace"),
+            pdf=read("pdf"),
+        )
+
+
+def run_osd(image: np.ndarray, tessdata: str, timeout_s: float = 60) -> tuple[int, float]:
+    """Tesseract orientation detection: (degrees to rotate clockwise, confidence); (0, 0.0) if unknown."""
+    with tempfile.TemporaryDirectory(prefix="sohoa-osd-") as tmp:
+        src = Path(tmp) / "page.png"
+        cv2.imwrite(str(src), image)
+        cmd = ["tesseract", str(src), "stdout", "--tessdata-dir", tessdata, "--psm", "0", "--dpi", "150"]
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, env=_env(), check=False)
+    if proc.returncode != 0:
+        return 0, 0.0
+    rotate, conf = 0, 0.0
+    for line in proc.stdout.decode(errors="replace").splitlines():
+        if line.startswith("Rotate:"):
+            rotate = int(line.split(":")[1])
+        elif line.startswith("Orientation confidence:"):
+            conf = float(line.split(":")[1])
+    return rotate, conf
