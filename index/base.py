@@ -9,8 +9,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import unquote, urlparse
 
+from index.rates import DossierRecord, Flags, ImportResult, Period, Report
 from sohoa.models import DocRecord, DossierSummary, PageText, SearchQuery, SearchResults
 
 
@@ -20,6 +23,34 @@ class IndexError_(RuntimeError):  # noqa: N801 - avoid shadowing the builtin Ind
 
 class SearchIndex(ABC):
     url: str
+    digitized_min_confidence: float = 0.0  # a document counts as digitized when done and at least this sure
+
+    # -- registry and digitization-rate report (see index/registry.py) ----------------------------
+    @abstractmethod
+    def upsert_dossiers(self, records: list[DossierRecord]) -> ImportResult:
+        """Insert or update registry rows by code; links scans already stored for those codes."""
+
+    @abstractmethod
+    def rebuild_flags(self) -> int: ...
+
+    @abstractmethod
+    def dossier_record(self, code: str) -> tuple[DossierRecord, Flags] | None: ...
+
+    @abstractmethod
+    def registry(self) -> Iterator[tuple[DossierRecord, Flags]]: ...
+
+    @abstractmethod
+    def unregistered(self) -> list[str]:
+        """Dossier codes that have scans but no registry row (yet)."""
+
+    @abstractmethod
+    def rate_report(self, period: Period, rule: str = "any") -> Report: ...
+
+    @abstractmethod
+    def undigitized(
+        self, period: Period, rule: str = "any", side: str = "input", limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Dossiers of the period that are not digitized (what the clerk must scan next)."""
 
     @abstractmethod
     def upsert_document(self, doc: DocRecord) -> None:

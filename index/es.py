@@ -15,6 +15,7 @@ from typing import Any
 from elasticsearch import Elasticsearch, NotFoundError, helpers
 
 from index.base import IndexError_, SearchIndex
+from index.rates_es import EsRegistry
 from sohoa.models import DocRecord, PageText, SearchHit, SearchQuery, SearchResults
 from sohoa.text import exact_match, fold, nfc, parse_query, snippet
 
@@ -65,11 +66,12 @@ PAGE_MAPPING: dict[str, Any] = {
 }
 
 
-class EsIndex(SearchIndex):
+class EsIndex(EsRegistry, SearchIndex):
     def __init__(self, url: str, prefix: str = "sohoa", client: Elasticsearch | None = None) -> None:
         self.url = url
         self.docs = f"{prefix}-documents"
         self.pages = f"{prefix}-pages"
+        self.dossiers = f"{prefix}-dossiers"
         self.es = client or Elasticsearch(url, request_timeout=60, retry_on_timeout=True, max_retries=3)
         try:
             self._ensure()
@@ -86,6 +88,7 @@ class EsIndex(SearchIndex):
                 except Exception as e:  # created concurrently by another process
                     if "resource_already_exists" not in str(e):
                         raise
+        self._ensure_registry()
 
     @staticmethod
     def _doc_body(doc: DocRecord) -> dict[str, Any]:
@@ -93,6 +96,7 @@ class EsIndex(SearchIndex):
 
     def upsert_document(self, doc: DocRecord) -> None:
         self.es.index(index=self.docs, id=doc.id, document=self._doc_body(doc), refresh=True)
+        self._refresh_flags(doc.dossier_code)
 
     def replace_pages(self, doc: DocRecord, pages: list[PageText]) -> None:
         body = self._doc_body(doc)
@@ -117,9 +121,12 @@ class EsIndex(SearchIndex):
         self.upsert_document(doc)
 
     def delete_document(self, doc_id: str) -> None:
+        old = self.get_document(doc_id)
         self.es.delete_by_query(index=self.pages, query={"term": {"doc_id": doc_id}}, refresh=True, conflicts="proceed")
         with contextlib.suppress(NotFoundError):
             self.es.delete(index=self.docs, id=doc_id, refresh=True)
+        if old is not None:
+            self._refresh_flags(old.dossier_code)
 
     def get_document(self, doc_id: str) -> DocRecord | None:
         try:
@@ -239,10 +246,11 @@ class EsIndex(SearchIndex):
     def clear(self) -> None:
         for name in (self.docs, self.pages):
             self.es.delete_by_query(index=name, query={"match_all": {}}, refresh=True, conflicts="proceed")
+        self.rebuild_flags()
 
     def drop(self) -> None:
         """Delete both indices (tests)."""
-        for name in (self.docs, self.pages):
+        for name in (self.docs, self.pages, self.dossiers):
             self.es.indices.delete(index=name, ignore_unavailable=True)
 
     def close(self) -> None:

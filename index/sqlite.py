@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from index.base import IndexError_, SearchIndex
+from index.rates_sqlite import REGISTRY_SCHEMA, SqliteRegistry
 from sohoa.models import DocRecord, PageText, SearchHit, SearchQuery, SearchResults
 from sohoa.text import fold, nfc, parse_query, snippet
 
@@ -60,7 +61,7 @@ def _fts_phrase(words: tuple[str, ...] | list[str]) -> str:
     return '"' + " ".join(w.replace('"', "") for w in words) + '"'
 
 
-class SqliteIndex(SearchIndex):
+class SqliteIndex(SqliteRegistry, SearchIndex):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self.url = f"sqlite:///{self.path}"
@@ -69,7 +70,7 @@ class SqliteIndex(SearchIndex):
         self._local = threading.local()
         self._lock = threading.RLock()
         with self._lock:
-            self._conn().executescript(SCHEMA)
+            self._conn().executescript(SCHEMA + REGISTRY_SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -120,6 +121,7 @@ class SqliteIndex(SearchIndex):
     def upsert_document(self, doc: DocRecord) -> None:
         with self._tx() as db:
             self._upsert(db, doc)
+            self._refresh_flags(db, nfc(doc.dossier_code))
 
     def replace_pages(self, doc: DocRecord, pages: list[PageText]) -> None:
         with self._tx() as db:
@@ -132,11 +134,15 @@ class SqliteIndex(SearchIndex):
                     "INSERT INTO pages_fts (rowid, exact, folded) VALUES (?, ?, ?)",
                     (cur.lastrowid, text, fold(text)),
                 )
+            self._refresh_flags(db, nfc(doc.dossier_code))
 
     def delete_document(self, doc_id: str) -> None:
         with self._tx() as db:
+            row = db.execute("SELECT dossier_code FROM documents WHERE id=?", (doc_id,)).fetchone()
             self._delete_pages(db, doc_id)
             db.execute("DELETE FROM documents WHERE id=?", (doc_id,))
+            if row:
+                self._refresh_flags(db, row[0])
 
     def get_document(self, doc_id: str) -> DocRecord | None:
         r = self._conn().execute(f"SELECT {_DOC_COLS} FROM documents WHERE id=?", (doc_id,)).fetchone()
@@ -232,6 +238,7 @@ class SqliteIndex(SearchIndex):
             db.execute("DELETE FROM pages_fts")
             db.execute("DELETE FROM pages")
             db.execute("DELETE FROM documents")
+            db.execute("UPDATE dossiers SET has_input=0, required_ok=0, has_output=0, components='[]'")
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -1,0 +1,221 @@
+"""The dossier registry (the denominator of the digitization rate) and the QĐ 766 rate report.
+
+Each backend keeps one row per registered dossier with denormalised digitization flags that are
+maintained whenever a document of the dossier changes and whenever the registry row arrives:
+
+* ``has_input``     ≥ 1 digitized input component (rule ``any``);
+* ``required_ok``   every required component of the procedure digitized (rule ``required``;
+  a procedure without a required-components list falls back to ``any``);
+* ``has_output``    a digitized result; ``no_result`` marks procedures that produce no result
+  document (they count as digitized).
+
+"Digitized" = the document's OCR is done and stored (``status == done``), and when
+``SOHOA_DIGITIZED_MIN_CONFIDENCE`` > 0 its mean OCR confidence is at least that.
+Reports count the dossiers of the period grouped by (unit, level, field, procedure, channel,
+month) in the backend (SQL ``GROUP BY`` or ES aggregations).
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from sohoa.models import DocRecord, Kind, Status
+from sohoa.text import fold, nfc
+
+CHANNELS = {"1": "trực tiếp", "2": "trực tuyến", "3": "bưu chính công ích"}
+DIMENSIONS = ("unit", "level", "field", "procedure", "channel", "month")
+
+
+@dataclass
+class DossierRecord:
+    code: str  # MaHoSo
+    procedure: str = ""  # MaTTHC
+    procedure_name: str = ""  # TenTTHC
+    field_code: str = ""  # MaLinhVuc
+    field_name: str = ""  # TenLinhVuc
+    channel: str = ""  # KenhThucHien (normalised name)
+    received: str = ""  # NgayTiepNhan, ISO date
+    due: str = ""  # NgayHenTra
+    resolved: str = ""  # NgayCoKetQua ('' = not resolved)
+    status: str = ""  # TrangThaiHoSo
+    unit: str = ""  # DonViXuLy / MaDonVi
+    level: str = ""  # cấp (data, never a fixed list)
+    no_result: bool = False
+    required: tuple[str, ...] = ()
+
+    def key(self) -> tuple[Any, ...]:
+        return tuple(asdict(self).values())
+
+
+@dataclass
+class Flags:
+    has_input: bool = False
+    required_ok: bool = False
+    has_output: bool = False
+    components: tuple[str, ...] = ()
+
+
+def component_key(name: str) -> str:
+    return " ".join(fold(nfc(name)).lower().split())
+
+
+def is_digitized(doc: DocRecord, min_confidence: float = 0.0) -> bool:
+    if doc.status != Status.DONE.value:
+        return False
+    return not (min_confidence > 0 and (doc.mean_confidence or 0.0) < min_confidence)
+
+
+def compute_flags(docs: Iterable[DocRecord], required: Iterable[str], min_confidence: float = 0.0) -> Flags:
+    digitized = [d for d in docs if is_digitized(d, min_confidence)]
+    comps = sorted({d.component for d in digitized if d.kind == Kind.INPUT.value and d.component})
+    has_input = any(d.kind == Kind.INPUT.value for d in digitized)
+    req = {component_key(r) for r in required if r.strip()}
+    have = {component_key(c) for c in comps}
+    required_ok = has_input if not req else req <= have
+    has_output = any(d.kind == Kind.OUTPUT.value for d in digitized)
+    return Flags(has_input, required_ok, has_output, tuple(comps))
+
+
+# -- periods ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Period:
+    start: date
+    end: date  # inclusive
+    label: str
+
+
+def _month_end(y: int, m: int) -> date:
+    return date(y, m, calendar.monthrange(y, m)[1])
+
+
+def parse_period(spec: str | None = None, date_from: str | None = None, date_to: str | None = None) -> Period:
+    """``month:2026-07``, ``quarter:2026-Q3``, ``half:2026-H1``, ``9months:2026``, ``year:2026``, or from/to."""
+    if date_from or date_to:
+        if not (date_from and date_to):
+            raise ValueError("give both date_from and date_to")
+        a, b = date.fromisoformat(date_from), date.fromisoformat(date_to)
+        if b < a:
+            raise ValueError("date_to is before date_from")
+        return Period(a, b, f"{a.isoformat()}..{b.isoformat()}")
+    if not spec:
+        y = date.today().year
+        return Period(date(y, 1, 1), date(y, 12, 31), f"year:{y}")
+    m = re.fullmatch(r"(month|quarter|half|6months|9months|year):(\d{4})(?:-(Q[1-4]|H[12]|\d{1,2}))?", spec.strip())
+    if m:
+        kind, y, sub = m.group(1), int(m.group(2)), m.group(3)
+        if kind == "month" and sub and sub.isdigit() and 1 <= int(sub) <= 12:
+            mm = int(sub)
+            return Period(date(y, mm, 1), _month_end(y, mm), f"month:{y}-{mm:02d}")
+        if kind == "quarter" and sub and sub.startswith("Q"):
+            q = int(sub[1])
+            return Period(date(y, 3 * q - 2, 1), _month_end(y, 3 * q), f"quarter:{y}-Q{q}")
+        if kind in ("half", "6months") and (sub is None or sub.startswith("H")):
+            h = int(sub[1]) if sub else 1
+            return Period(date(y, 6 * h - 5, 1), _month_end(y, 6 * h), f"half:{y}-H{h}")
+        if kind == "9months" and sub is None:
+            return Period(date(y, 1, 1), date(y, 9, 30), f"9months:{y}")
+        if kind == "year" and sub is None:
+            return Period(date(y, 1, 1), date(y, 12, 31), f"year:{y}")
+    raise ValueError(f"bad period {spec!r}: use month:2026-07, quarter:2026-Q3, half:2026-H1, 9months:2026, year:2026")
+
+
+def period_bounds(p: Period) -> tuple[str, str]:
+    """Half-open ISO bounds [start, end + 1 day) for string comparison of ISO dates."""
+    return p.start.isoformat(), (p.end + timedelta(days=1)).isoformat()
+
+
+# -- report ----------------------------------------------------------------------------------------
+@dataclass
+class GroupRow:
+    """Counts for one (unit, level, field, procedure, channel, month) group, from the backend."""
+
+    unit: str
+    level: str
+    field: str
+    procedure: str
+    channel: str
+    month: str
+    count: int
+    digitized: int
+
+
+@dataclass
+class Line:
+    key: str
+    received: int = 0
+    received_digitized: int = 0
+    resolved: int = 0
+    resolved_digitized: int = 0
+
+    @property
+    def input_rate(self) -> float | None:
+        return round(100 * self.received_digitized / self.received, 2) if self.received else None
+
+    @property
+    def output_rate(self) -> float | None:
+        return round(100 * self.resolved_digitized / self.resolved, 2) if self.resolved else None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["input_rate"] = self.input_rate
+        d["output_rate"] = self.output_rate
+        return d
+
+
+RULES = {
+    "any": "input: ≥ 1 digitized component (as provincial QĐ 766 reports count)",
+    "required": "input: every required component of the procedure digitized",
+}
+
+
+@dataclass
+class Report:
+    period: Period
+    rule: str
+    min_confidence: float
+    total: Line
+    breakdowns: dict[str, list[Line]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "period": {"label": self.period.label, "from": self.period.start.isoformat(),
+                       "to": self.period.end.isoformat()},
+            "rule": self.rule,
+            "rule_description": RULES[self.rule],
+            "digitized_means": "OCR done and stored"
+            + (f", mean confidence ≥ {self.min_confidence}" if self.min_confidence else ""),
+            "total": self.total.to_dict(),
+            "breakdowns": {k: [ln.to_dict() for ln in v] for k, v in self.breakdowns.items()},
+        }  # fmt: skip
+
+
+def roll_up(period: Period, rule: str, min_conf: float, received: list[GroupRow], resolved: list[GroupRow]) -> Report:
+    total = Line("total")
+    by: dict[str, dict[str, Line]] = {d: {} for d in DIMENSIONS}
+    for rows, side in ((received, "received"), (resolved, "resolved")):
+        for r in rows:
+            for line in [total] + [by[d].setdefault(getattr(r, d), Line(getattr(r, d))) for d in DIMENSIONS]:
+                setattr(line, side, getattr(line, side) + r.count)
+                setattr(line, f"{side}_digitized", getattr(line, f"{side}_digitized") + r.digitized)
+    breakdowns = {d: sorted(v.values(), key=lambda ln: ln.key) for d, v in by.items()}
+    return Report(period, rule, min_conf, total, breakdowns)
+
+
+@dataclass
+class ImportResult:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+    refused: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged,
+            "refused": self.refused, "errors": [{"line": n, "message": m} for n, m in self.errors],
+        }  # fmt: skip

@@ -1,0 +1,209 @@
+"""Registry and rate report on SQLite (mixed into :class:`index.sqlite.SqliteIndex`)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Any
+
+from index.rates import (
+    DossierRecord,
+    Flags,
+    GroupRow,
+    ImportResult,
+    Period,
+    Report,
+    compute_flags,
+    period_bounds,
+    roll_up,
+)
+from sohoa.models import DocRecord
+from sohoa.text import nfc
+
+REGISTRY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS dossiers (
+    code TEXT PRIMARY KEY,
+    procedure TEXT NOT NULL DEFAULT '',
+    procedure_name TEXT NOT NULL DEFAULT '',
+    field_code TEXT NOT NULL DEFAULT '',
+    field_name TEXT NOT NULL DEFAULT '',
+    channel TEXT NOT NULL DEFAULT '',
+    received TEXT NOT NULL,
+    due TEXT NOT NULL DEFAULT '',
+    resolved TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL DEFAULT '',
+    unit TEXT NOT NULL DEFAULT '',
+    level TEXT NOT NULL DEFAULT '',
+    no_result INTEGER NOT NULL DEFAULT 0,
+    required TEXT NOT NULL DEFAULT '[]',
+    has_input INTEGER NOT NULL DEFAULT 0,
+    required_ok INTEGER NOT NULL DEFAULT 0,
+    has_output INTEGER NOT NULL DEFAULT 0,
+    components TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS dossiers_received ON dossiers(received);
+CREATE INDEX IF NOT EXISTS dossiers_resolved ON dossiers(resolved);
+"""
+
+_REC_COLS = (
+    "code", "procedure", "procedure_name", "field_code", "field_name", "channel", "received", "due", "resolved",
+    "status", "unit", "level", "no_result", "required",
+)  # fmt: skip
+_GROUP = "unit, level, CASE WHEN field_name != '' THEN field_name ELSE field_code END, procedure, channel"
+
+
+class SqliteRegistry:
+    """Needs ``_conn()``, ``_tx()`` and ``digitized_min_confidence`` from the host class."""
+
+    digitized_min_confidence: float = 0.0
+
+    def _conn(self) -> sqlite3.Connection:  # pragma: no cover - provided by SqliteIndex
+        raise NotImplementedError
+
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover
+        raise NotImplementedError
+
+    @staticmethod
+    def _rec_values(r: DossierRecord) -> list[Any]:
+        return [
+            nfc(r.code), nfc(r.procedure), nfc(r.procedure_name), nfc(r.field_code), nfc(r.field_name),
+            nfc(r.channel), r.received, r.due, r.resolved, nfc(r.status), nfc(r.unit), nfc(r.level),
+            int(r.no_result), json.dumps([nfc(x) for x in r.required], ensure_ascii=False),
+        ]  # fmt: skip
+
+    def _flags_for(self, db: sqlite3.Connection, code: str, required: list[str]) -> Flags:
+        rows = db.execute(
+            "SELECT id, dossier_code, kind, component, unit, filename, status, received_at, sha256, page_count, "
+            "mean_confidence, processed_at, error FROM documents WHERE dossier_code=?",
+            (code,),
+        ).fetchall()
+        docs = [DocRecord(*tuple(r)) for r in rows]
+        return compute_flags(docs, required, self.digitized_min_confidence)
+
+    def _refresh_flags(self, db: sqlite3.Connection, code: str) -> None:
+        row = db.execute("SELECT required FROM dossiers WHERE code=?", (code,)).fetchone()
+        if row is None:
+            return
+        f = self._flags_for(db, code, json.loads(row[0]))
+        db.execute(
+            "UPDATE dossiers SET has_input=?, required_ok=?, has_output=?, components=? WHERE code=?",
+            (int(f.has_input), int(f.required_ok), int(f.has_output), json.dumps(list(f.components)), code),
+        )
+
+    def upsert_dossiers(self, records: list[DossierRecord]) -> ImportResult:
+        res = ImportResult()
+        placeholders = ", ".join("?" for _ in _REC_COLS)
+        with self._tx() as db:
+            for r in records:
+                vals = self._rec_values(r)
+                old = db.execute(f"SELECT {', '.join(_REC_COLS)} FROM dossiers WHERE code=?", (vals[0],)).fetchone()
+                if old is not None and list(old) == vals:
+                    res.unchanged += 1
+                    continue
+                db.execute(
+                    f"INSERT INTO dossiers ({', '.join(_REC_COLS)}) VALUES ({placeholders}) "
+                    f"ON CONFLICT(code) DO UPDATE SET "
+                    + ", ".join(f"{c}=excluded.{c}" for c in _REC_COLS if c != "code"),
+                    vals,
+                )
+                self._refresh_flags(db, vals[0])
+                if old is None:
+                    res.inserted += 1
+                else:
+                    res.updated += 1
+        return res
+
+    def rebuild_flags(self) -> int:
+        with self._tx() as db:
+            codes = [r[0] for r in db.execute("SELECT code FROM dossiers")]
+            for c in codes:
+                self._refresh_flags(db, c)
+        return len(codes)
+
+    def dossier_record(self, code: str) -> tuple[DossierRecord, Flags] | None:
+        r = (
+            self._conn()
+            .execute(
+                f"SELECT {', '.join(_REC_COLS)}, has_input, required_ok, has_output, components FROM dossiers "
+            "WHERE code=?",
+                (nfc(code),),
+            )
+            .fetchone()
+        )
+        return _to_rec(r) if r else None
+
+    def registry(self) -> Iterator[tuple[DossierRecord, Flags]]:
+        cur = self._conn().execute(
+            f"SELECT {', '.join(_REC_COLS)}, has_input, required_ok, has_output, components FROM dossiers ORDER BY code"
+        )
+        for r in cur:
+            yield _to_rec(r)
+
+    def unregistered(self) -> list[str]:
+        return [
+            r[0]
+            for r in self._conn().execute(
+                "SELECT DISTINCT dossier_code FROM documents WHERE dossier_code NOT IN (SELECT code FROM dossiers) "
+                "ORDER BY dossier_code"
+            )
+        ]
+
+    def rate_report(self, period: Period, rule: str = "any") -> Report:
+        a, b = period_bounds(period)
+        flag = "required_ok" if rule == "required" else "has_input"
+        conn = self._conn()
+        received = [
+            GroupRow(*r)
+            for r in conn.execute(
+                f"SELECT {_GROUP}, substr(received, 1, 7), count(*), sum({flag}) FROM dossiers "
+                f"WHERE received >= ? AND received < ? GROUP BY 1, 2, 3, 4, 5, 6",
+                (a, b),
+            )
+        ]
+        resolved = [
+            GroupRow(*r)
+            for r in conn.execute(
+                f"SELECT {_GROUP}, substr(resolved, 1, 7), count(*), sum(has_output | no_result) FROM dossiers "
+                f"WHERE resolved >= ? AND resolved < ? GROUP BY 1, 2, 3, 4, 5, 6",
+                (a, b),
+            )
+        ]
+        return roll_up(period, rule, self.digitized_min_confidence, received, resolved)
+
+    def undigitized(
+        self, period: Period, rule: str = "any", side: str = "input", limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        a, b = period_bounds(period)
+        if side == "output":
+            where = "resolved >= ? AND resolved < ? AND has_output = 0 AND no_result = 0"
+        else:
+            flag = "required_ok" if rule == "required" else "has_input"
+            where = f"received >= ? AND received < ? AND {flag} = 0"
+        cur = self._conn().execute(
+            f"SELECT {', '.join(_REC_COLS)}, has_input, required_ok, has_output, components FROM dossiers "
+            f"WHERE {where} ORDER BY received, code LIMIT ?",
+            (a, b, limit),
+        )
+        return [missing_view(*_to_rec(r)) for r in cur]
+
+
+def _to_rec(r: Any) -> tuple[DossierRecord, Flags]:
+    vals = list(r)
+    rec = DossierRecord(**dict(zip(_REC_COLS[:12], vals[:12], strict=True)))
+    rec.no_result, rec.required = bool(vals[12]), tuple(json.loads(vals[13]))
+    flags = Flags(bool(vals[14]), bool(vals[15]), bool(vals[16]), tuple(json.loads(vals[17])))
+    return rec, flags
+
+
+def missing_view(rec: DossierRecord, flags: Flags) -> dict[str, Any]:
+    from index.rates import component_key
+
+    have = {component_key(c) for c in flags.components}
+    return {
+        "code": rec.code, "procedure": rec.procedure, "unit": rec.unit, "field": rec.field_name or rec.field_code,
+        "channel": rec.channel, "received": rec.received, "resolved": rec.resolved,
+        "has_input": flags.has_input, "has_output": flags.has_output,
+        "missing_components": [c for c in rec.required if component_key(c) not in have],
+    }  # fmt: skip

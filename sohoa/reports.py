@@ -1,0 +1,115 @@
+"""Digitization-rate reporting: registry import, report tables, CSV/XLSX and national-portal exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from index import SearchIndex
+from index.rates import DIMENSIONS, RULES, ImportResult, Line, Report
+from ingest.registry_file import read_registry
+from sohoa.models import Kind, Status
+
+DIMENSION_HEADERS = {
+    "total": "Tổng",
+    "unit": "Đơn vị",
+    "level": "Cấp",
+    "field": "Lĩnh vực",
+    "procedure": "Thủ tục (mã TTHC)",
+    "channel": "Kênh",
+    "month": "Tháng",
+}
+COLUMN_HEADERS = [
+    "Số hồ sơ tiếp nhận",
+    "Số hồ sơ có thành phần số hóa",
+    "Tỷ lệ số hóa đầu vào (%)",
+    "Số hồ sơ đã giải quyết",
+    "Số hồ sơ có kết quả số hóa",
+    "Tỷ lệ số hóa kết quả (%)",
+]
+
+
+def import_registry(index: SearchIndex, path: Path, code_pattern: str, strict: bool = False) -> ImportResult:
+    """Import a CSV/XLSX/JSON registry file; bad rows are reported by line, the rest imports (unless *strict*)."""
+    records, errors = read_registry(path, code_pattern)
+    if errors and strict:
+        return ImportResult(errors=errors, refused=True)
+    res = index.upsert_dossiers(records)
+    res.errors = errors
+    return res
+
+
+def _cells(line: Line) -> list[Any]:
+    return [line.received, line.received_digitized, line.input_rate, line.resolved, line.resolved_digitized,
+            line.output_rate]  # fmt: skip
+
+
+def table(report: Report, by: str = "total") -> tuple[list[str], list[list[Any]]]:
+    headers = [DIMENSION_HEADERS[by], *COLUMN_HEADERS]
+    lines = [report.total] if by == "total" else report.breakdowns[by]
+    return headers, [[ln.key or "(trống)", *_cells(ln)] for ln in lines]
+
+
+def to_csv(report: Report, by: str = "total") -> str:
+    headers, rows = table(report, by)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow([f"Kỳ báo cáo: {report.period.label}", f"Quy tắc: {report.rule} — {RULES[report.rule]}"])
+    w.writerow(headers)
+    w.writerows(rows)
+    return "\ufeff" + buf.getvalue()  # BOM so that Excel opens UTF-8 Vietnamese correctly
+
+
+def to_xlsx(report: Report) -> bytes:
+    import openpyxl
+    from openpyxl.styles import Font
+
+    wb = openpyxl.Workbook()
+    first = True
+    for by in ("total", *DIMENSIONS):
+        ws = wb.active if first else wb.create_sheet()
+        assert ws is not None
+        first = False
+        ws.title = DIMENSION_HEADERS[by][:31]
+        ws.append([f"Kỳ báo cáo: {report.period.label} ({report.period.start} – {report.period.end})"])
+        ws.append([f"Quy tắc: {report.rule} — {RULES[report.rule]}"])
+        headers, rows = table(report, by)
+        ws.append(headers)
+        for cell in ws[3]:
+            cell.font = Font(bold=True)
+        for r in rows:
+            ws.append(r)
+        for col, width in zip("ABCDEFG", (34, 18, 26, 22, 22, 26, 22), strict=False):
+            ws.column_dimensions[col].width = width
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def portal_export(index: SearchIndex) -> list[dict[str, Any]]:
+    """One object per registered dossier in the national portal's field names."""
+    out = []
+    for rec, flags in index.registry():
+        docs = [d for d in index.list_documents(dossier_code=rec.code) if d.status == Status.DONE.value]
+        components = [
+            {"TenThanhPhan": d.component or d.filename, "DuocSoHoa": 1, "DuocTaiSuDung": 0,
+             "DuongDanTep": f"documents/{d.id}/out/document.pdf"}
+            for d in docs if d.kind == Kind.INPUT.value
+        ]  # fmt: skip
+        have = {c["TenThanhPhan"] for c in components}
+        components += [{"TenThanhPhan": r, "DuocSoHoa": 0, "DuocTaiSuDung": 0, "DuongDanTep": ""}
+                       for r in rec.required if r not in have]  # fmt: skip
+        results = [{"MaGiayToKetQua": d.id, "DuongDanTep": f"documents/{d.id}/out/document.pdf"}
+                   for d in docs if d.kind == Kind.OUTPUT.value]  # fmt: skip
+        out.append(
+            {
+                "MaHoSo": rec.code, "MaTTHC": rec.procedure, "MaLinhVuc": rec.field_code, "KenhThucHien": rec.channel,
+                "NgayTiepNhan": rec.received, "NgayCoKetQua": rec.resolved, "TrangThaiHoSo": rec.status,
+                "DonViXuLy": rec.unit, "HoSoCoThanhPhanSoHoa": int(flags.has_input),
+                "ThanhPhanHoSo": components, "KetQuaSoHoa": int(flags.has_output or rec.no_result),
+                "KetQua": results,
+            }  # fmt: skip
+        )
+    return out
