@@ -246,10 +246,119 @@ def create_app(
 
     @app.get("/dossiers/{code}")
     def dossier(request: Request, code: str) -> dict[str, Any]:
-        summary = C(request).index.dossier(nfc(code))
-        if not summary.documents:
-            raise HTTPException(404, {"message": f"no documents for dossier {code}"})
-        return summary.to_dict()
+        ix = C(request).index
+        summary = ix.dossier(nfc(code))
+        reg = ix.dossier_record(nfc(code))
+        if not summary.documents and reg is None:
+            raise HTTPException(404, {"message": f"no documents and no registry row for dossier {code}"})
+        out = summary.to_dict()
+        out["registered"] = reg is not None
+        if reg is not None:
+            rec, flags = reg
+            out["registry"] = {**rec.__dict__, "required": list(rec.required)}
+            out["required_components_digitized"] = flags.required_ok
+            out["result_counts_as_digitized"] = flags.has_output or rec.no_result
+        return out
+
+    # -- registry and digitization-rate reports (QĐ 766) -------------------------------------------
+    def _period(period: str | None, date_from: str | None, date_to: str | None) -> Any:
+        from index.rates import parse_period
+
+        try:
+            return parse_period(period, date_from, date_to)
+        except ValueError as e:
+            raise HTTPException(422, {"message": str(e)}) from None
+
+    @app.post("/registry/import")
+    def registry_import(
+        request: Request,
+        file: Annotated[UploadFile, File(description="registry export: CSV, XLSX or JSON with portal field names")],
+        strict: bool = False,
+    ) -> dict[str, Any]:
+        from ingest.registry_file import RegistryFileError
+        from sohoa.reports import import_registry
+
+        suffix = Path(file.filename or "registry.csv").suffix.lower() or ".csv"
+        with tempfile.TemporaryDirectory(prefix="sohoa-registry-") as tmp:
+            p = Path(tmp) / f"registry{suffix}"
+            with open(p, "wb") as out:
+                shutil.copyfileobj(file.file, out)
+            try:
+                res = import_registry(C(request).index, p, settings.dossier_code_pattern, strict=strict)
+            except RegistryFileError as e:
+                raise HTTPException(422, {"message": str(e)}) from None
+        return res.to_dict()
+
+    @app.post("/dossiers")
+    def push_dossiers(request: Request, rows: list[dict[str, Any]], strict: bool = False) -> dict[str, Any]:
+        """Bulk push of registry records (portal field names: MaHoSo, MaTTHC, NgayTiepNhan, …)."""
+        from index.rates import ImportResult
+        from ingest.registry_file import RegistryFileError, parse_rows
+
+        try:
+            records, errors = parse_rows(rows, settings.dossier_code_pattern, first_line=1)
+        except RegistryFileError as e:
+            raise HTTPException(422, {"message": str(e)}) from None
+        if errors and strict:
+            return ImportResult(errors=errors, refused=True).to_dict()
+        res = C(request).index.upsert_dossiers(records)
+        res.errors = errors
+        return res.to_dict()
+
+    @app.get("/reports/digitization", response_model=None)
+    def report(
+        request: Request,
+        period: Annotated[
+            str | None, Query(description="month:2026-07 | quarter:2026-Q3 | half:2026-H1 | 9months:2026 | year:2026")
+        ] = None,
+        date_from: str | None = None,
+        date_to: str | None = None,
+        rule: Annotated[str, Query(pattern="^(any|required)$")] = "any",
+        format: Annotated[str, Query(pattern="^(json|csv|xlsx)$")] = "json",
+        by: Annotated[str, Query(pattern="^(total|unit|level|field|procedure|channel|month)$")] = "unit",
+    ) -> Any:
+        from sohoa import reports
+
+        rep = C(request).index.rate_report(_period(period, date_from, date_to), rule)
+        name = f"so-hoa-{rep.period.label.replace(':', '-')}-{rule}"
+        if format == "csv":
+            return Response(
+                reports.to_csv(rep, by),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{name}-{by}.csv"'},
+            )
+        if format == "xlsx":
+            return Response(
+                reports.to_xlsx(rep),
+                media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
+            )
+        return rep.to_dict()
+
+    @app.get("/reports/digitization/undigitized")
+    def undigitized(
+        request: Request,
+        period: str | None = None,
+        date_from: str | None = None,
+        date_to: str | None = None,
+        rule: Annotated[str, Query(pattern="^(any|required)$")] = "any",
+        side: Annotated[str, Query(pattern="^(input|output)$")] = "input",
+        limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+    ) -> dict[str, Any]:
+        p = _period(period, date_from, date_to)
+        rows = C(request).index.undigitized(p, rule, side, limit)
+        return {"period": p.label, "rule": rule, "side": side, "count": len(rows), "dossiers": rows}
+
+    @app.get("/reports/unregistered")
+    def unregistered(request: Request) -> dict[str, Any]:
+        codes = C(request).index.unregistered()
+        return {"count": len(codes), "dossier_codes": codes}
+
+    @app.get("/exports/portal")
+    def export_portal(request: Request) -> dict[str, Any]:
+        from sohoa.reports import portal_export
+
+        return {"dossiers": portal_export(C(request).index)}
 
     # -- staff pages ---------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

@@ -226,6 +226,87 @@ def cmd_recover(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_registry(ctx: Context, args: argparse.Namespace) -> int:
+    from ingest.registry_file import RegistryFileError
+    from sohoa.reports import import_registry
+
+    try:
+        res = import_registry(ctx.index, Path(args.file), ctx.settings.dossier_code_pattern, strict=args.strict)
+    except RegistryFileError as e:
+        console.print(f"[red]{args.file}: {e}")
+        return 2
+    for line, msg in res.errors:
+        console.print(f"[red]{args.file}:{line}[/red] {msg}", highlight=False)
+    if res.refused:
+        console.print(f"[red]refused (--strict): {len(res.errors)} bad row(s), nothing imported")
+        return 1
+    console.print(
+        f"imported: {res.inserted} new, {res.updated} updated, {res.unchanged} unchanged, "
+        f"{len(res.errors)} row(s) with errors skipped"
+    )
+    return 1 if res.errors else 0
+
+
+def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
+    from index.rates import RULES, parse_period
+    from sohoa import reports
+
+    try:
+        period = parse_period(args.period, args.date_from, args.date_to)
+    except ValueError as e:
+        console.print(f"[red]{e}")
+        return 2
+    if args.unregistered:
+        codes = ctx.index.unregistered()
+        console.print(f"{len(codes)} dossier code(s) have scans but no registry row:")
+        for c in codes:
+            console.print(c, highlight=False)
+        return 0
+    if args.undigitized:
+        rows = ctx.index.undigitized(period, args.rule, args.undigitized, limit=args.limit)
+        t = Table(title=f"not digitized ({args.undigitized}) — {period.label}, rule {args.rule}")
+        for col in ("dossier", "procedure", "unit", "received", "resolved", "missing components"):
+            t.add_column(col)
+        for r in rows:
+            t.add_row(
+                r["code"],
+                r["procedure"],
+                r["unit"],
+                r["received"],
+                r["resolved"],
+                ", ".join(r["missing_components"]) or ("no scan" if not r["has_input"] else ""),
+            )
+        console.print(t)
+        return 0
+    rep = ctx.index.rate_report(period, args.rule)
+    for by in args.by or ["total"]:
+        headers, cells = reports.table(rep, by)
+        t = Table(title=f"{period.label} ({period.start} – {period.end}) · rule {args.rule}: {RULES[args.rule]}")
+        for h in headers:
+            t.add_column(h)
+        for row in cells:
+            t.add_row(*["" if v is None else str(v) for v in row])
+        console.print(t)
+    if args.csv:
+        Path(args.csv).write_text(reports.to_csv(rep, (args.by or ["total"])[0]), encoding="utf-8")
+        console.print(f"wrote {args.csv}")
+    if args.xlsx:
+        Path(args.xlsx).write_bytes(reports.to_xlsx(rep))
+        console.print(f"wrote {args.xlsx}")
+    return 0
+
+
+def cmd_export_portal(ctx: Context, args: argparse.Namespace) -> int:
+    import json
+
+    from sohoa.reports import portal_export
+
+    data = portal_export(ctx.index)
+    Path(args.out).write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    console.print(f"wrote {len(data)} dossier(s) in the national portal's field names to {args.out}")
+    return 0
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -349,6 +430,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("worker", help="run queue workers (redis:// or amqp:// broker)")
     s.add_argument("--threads", type=int)
+
+    s = sub.add_parser("registry", help="import the dossier registry (CSV, XLSX or JSON, portal field names)")
+    s.add_argument("file")
+    s.add_argument("--strict", action="store_true", help="refuse the whole file if any row is bad")
+
+    s = sub.add_parser("report", help="digitization rate (QĐ 766) for a period, with breakdowns and exports")
+    s.add_argument("--period", help="month:2026-07, quarter:2026-Q3, half:2026-H1, 9months:2026, year:2026")
+    s.add_argument("--from", dest="date_from")
+    s.add_argument("--to", dest="date_to")
+    s.add_argument("--rule", choices=["any", "required"], default="any")
+    s.add_argument(
+        "--by", action="append", choices=["total", "unit", "level", "field", "procedure", "channel", "month"]
+    )
+    s.add_argument("--csv", help="write the (first --by) table as CSV")
+    s.add_argument("--xlsx", help="write every breakdown as an XLSX workbook")
+    s.add_argument("--undigitized", choices=["input", "output"], help="list the dossiers still to scan")
+    s.add_argument("--unregistered", action="store_true", help="list scanned dossier codes missing in the registry")
+    s.add_argument("--limit", type=int, default=1000)
+
+    s = sub.add_parser("export-portal", help="per-dossier export in the national portal's field names (JSON)")
+    s.add_argument("out")
 
     sub.add_parser("reindex", help="rebuild the search index from object storage")
     sub.add_parser("recover", help="re-queue documents left unfinished")

@@ -110,6 +110,7 @@ class Context:
                 self.index.upsert_document(rec)
             if progress:
                 progress(i, len(ids))
+        self.index.rebuild_flags()
         return len(ids)
 
     def close(self) -> None:
