@@ -9,15 +9,15 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from index.rates import (
+    DIMENSIONS,
     DossierRecord,
     Flags,
-    GroupRow,
     ImportResult,
+    Line,
     Period,
     Report,
     compute_flags,
     period_bounds,
-    roll_up,
 )
 from sohoa.models import DocRecord
 from sohoa.text import nfc
@@ -43,15 +43,24 @@ CREATE TABLE IF NOT EXISTS dossiers (
     has_output INTEGER NOT NULL DEFAULT 0,
     components TEXT NOT NULL DEFAULT '[]'
 );
-CREATE INDEX IF NOT EXISTS dossiers_received ON dossiers(received);
-CREATE INDEX IF NOT EXISTS dossiers_resolved ON dossiers(resolved);
+-- covering indexes: a period report reads only these, never the wide rows
+CREATE INDEX IF NOT EXISTS dossiers_received_cover ON dossiers(
+    received, unit, level, field_name, field_code, procedure, channel, has_input, required_ok);
+CREATE INDEX IF NOT EXISTS dossiers_resolved_cover ON dossiers(
+    resolved, unit, level, field_name, field_code, procedure, channel, has_output, no_result);
 """
 
 _REC_COLS = (
     "code", "procedure", "procedure_name", "field_code", "field_name", "channel", "received", "due", "resolved",
     "status", "unit", "level", "no_result", "required",
 )  # fmt: skip
-_GROUP = "unit, level, CASE WHEN field_name != '' THEN field_name ELSE field_code END, procedure, channel"
+_DIMS = {
+    "unit": "unit",
+    "level": "level",
+    "field": "CASE WHEN field_name != '' THEN field_name ELSE field_code END",
+    "procedure": "procedure",
+    "channel": "channel",
+}
 
 
 class SqliteRegistry:
@@ -151,26 +160,28 @@ class SqliteRegistry:
         ]
 
     def rate_report(self, period: Period, rule: str = "any") -> Report:
+        """One statement per side: a ``GROUP BY`` per dimension over the covering index of that side."""
         a, b = period_bounds(period)
         flag = "required_ok" if rule == "required" else "has_input"
         conn = self._conn()
-        received = [
-            GroupRow(*r)
-            for r in conn.execute(
-                f"SELECT {_GROUP}, substr(received, 1, 7), count(*), sum({flag}) FROM dossiers "
-                f"WHERE received >= ? AND received < ? GROUP BY 1, 2, 3, 4, 5, 6",
-                (a, b),
+        sides = {}
+        for side, date_col, dig in (("received", "received", flag), ("resolved", "resolved", "has_output | no_result")):
+            dims = {**_DIMS, "month": f"substr({date_col}, 1, 7)"}
+            sql = " UNION ALL ".join(
+                f"SELECT '{name}', {expr}, count(*), sum({dig}) FROM dossiers "
+                f"WHERE {date_col} >= ?1 AND {date_col} < ?2 GROUP BY 2"
+                for name, expr in [("total", "'total'"), *dims.items()]
             )
-        ]
-        resolved = [
-            GroupRow(*r)
-            for r in conn.execute(
-                f"SELECT {_GROUP}, substr(resolved, 1, 7), count(*), sum(has_output | no_result) FROM dossiers "
-                f"WHERE resolved >= ? AND resolved < ? GROUP BY 1, 2, 3, 4, 5, 6",
-                (a, b),
-            )
-        ]
-        return roll_up(period, rule, self.digitized_min_confidence, received, resolved)
+            sides[side] = conn.execute(sql, (a, b)).fetchall()
+        total = Line("total")
+        by: dict[str, dict[str, Line]] = {d: {} for d in DIMENSIONS}
+        for side, rows in sides.items():
+            for dim, key, count, digitized in rows:
+                line = total if dim == "total" else by[dim].setdefault(key, Line(key))
+                setattr(line, side, count)
+                setattr(line, f"{side}_digitized", int(digitized or 0))
+        breakdowns = {d: sorted(v.values(), key=lambda ln: ln.key) for d, v in by.items()}
+        return Report(period, rule, self.digitized_min_confidence, total, breakdowns)
 
     def undigitized(
         self, period: Period, rule: str = "any", side: str = "input", limit: int = 1000
