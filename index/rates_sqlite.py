@@ -6,6 +6,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from datetime import date, timedelta
 from typing import Any
 
 from index.rates import (
@@ -48,6 +49,51 @@ CREATE INDEX IF NOT EXISTS dossiers_received_cover ON dossiers(
     received, unit, level, field_name, field_code, procedure, channel, has_input, required_ok);
 CREATE INDEX IF NOT EXISTS dossiers_resolved_cover ON dossiers(
     resolved, unit, level, field_name, field_code, procedure, channel, has_output, no_result);
+"""
+
+_STATS_DIMS = {
+    "unit": "{r}.unit",
+    "level": "{r}.level",
+    "field": "CASE WHEN {r}.field_name != '' THEN {r}.field_name ELSE {r}.field_code END",
+    "procedure": "{r}.procedure",
+    "channel": "{r}.channel",
+}
+
+
+def _stats_sql(r: str, sign: int) -> str:
+    """Statements adding (*sign* = 1) or removing (-1) dossier row *r* (NEW/OLD) to/from ``rate_stats``."""
+    out = []
+    for side, col, dig_any, dig_req in (
+        ("received", "received", f"{r}.has_input", f"{r}.required_ok"),
+        ("resolved", "resolved", f"({r}.has_output | {r}.no_result)", f"({r}.has_output | {r}.no_result)"),
+    ):
+        dims = {**{k: v.format(r=r) for k, v in _STATS_DIMS.items()}, "month": f"substr({r}.{col}, 1, 7)",
+                "total": "'total'"}  # fmt: skip
+        select = " UNION ALL ".join(
+            f"SELECT '{side}', substr({r}.{col}, 1, 7), '{d}', {e}, {sign}, {sign} * {dig_any}, {sign} * {dig_req}"
+            for d, e in dims.items()
+        )
+        out.append(
+            "INSERT INTO rate_stats (side, month, dim, key, n, dig_any, dig_req) "
+            f"SELECT * FROM ({select}) WHERE {r}.{col} != '' "
+            "ON CONFLICT(side, month, dim, key) DO UPDATE SET n = n + excluded.n, "
+            "dig_any = dig_any + excluded.dig_any, dig_req = dig_req + excluded.dig_req;"
+        )
+    return "\n".join(out)
+
+
+# per-month counts by dimension, kept exact by triggers: whole-month periods read only this small table
+REGISTRY_SCHEMA += f"""
+CREATE TABLE IF NOT EXISTS rate_stats (
+    side TEXT NOT NULL, month TEXT NOT NULL, dim TEXT NOT NULL, key TEXT NOT NULL,
+    n INTEGER NOT NULL DEFAULT 0, dig_any INTEGER NOT NULL DEFAULT 0, dig_req INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (side, month, dim, key)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS dossiers_stats_ins AFTER INSERT ON dossiers BEGIN {_stats_sql("NEW", 1)} END;
+CREATE TRIGGER IF NOT EXISTS dossiers_stats_del AFTER DELETE ON dossiers BEGIN {_stats_sql("OLD", -1)} END;
+CREATE TRIGGER IF NOT EXISTS dossiers_stats_upd AFTER UPDATE ON dossiers BEGIN
+    {_stats_sql("OLD", -1)} {_stats_sql("NEW", 1)}
+END;
 """
 
 _REC_COLS = (
@@ -124,6 +170,22 @@ class SqliteRegistry:
                     res.updated += 1
         return res
 
+    def rebuild_stats(self) -> None:
+        """Recompute ``rate_stats`` from the dossiers (a database created before the table existed)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM rate_stats")
+            for side, col, dig_any, dig_req in (
+                ("received", "received", "has_input", "required_ok"),
+                ("resolved", "resolved", "has_output | no_result", "has_output | no_result"),
+            ):
+                dims = {**_DIMS, "month": f"substr({col}, 1, 7)", "total": "'total'"}
+                for name, expr in dims.items():
+                    db.execute(
+                        f"INSERT INTO rate_stats (side, month, dim, key, n, dig_any, dig_req) "
+                        f"SELECT '{side}', substr({col}, 1, 7), '{name}', {expr}, count(*), sum({dig_any}), "
+                        f"sum({dig_req}) FROM dossiers WHERE {col} != '' GROUP BY 2, 4"
+                    )
+
     def rebuild_flags(self) -> int:
         with self._tx() as db:
             codes = [r[0] for r in db.execute("SELECT code FROM dossiers")]
@@ -136,7 +198,7 @@ class SqliteRegistry:
             self._conn()
             .execute(
                 f"SELECT {', '.join(_REC_COLS)}, has_input, required_ok, has_output, components FROM dossiers "
-            "WHERE code=?",
+                "WHERE code=?",
                 (nfc(code),),
             )
             .fetchone()
@@ -160,28 +222,41 @@ class SqliteRegistry:
         ]
 
     def rate_report(self, period: Period, rule: str = "any") -> Report:
-        """One statement per side: a ``GROUP BY`` per dimension over the covering index of that side."""
-        a, b = period_bounds(period)
-        flag = "required_ok" if rule == "required" else "has_input"
+        """Whole months from ``rate_stats``; partial months at the edges by ``GROUP BY`` over the covering indexes."""
+        full = _full_months(period)
+        rows: list[tuple[str, str, str, int, int]] = []  # side, dim, key, n, digitized
         conn = self._conn()
-        sides = {}
-        for side, date_col, dig in (("received", "received", flag), ("resolved", "resolved", "has_output | no_result")):
-            dims = {**_DIMS, "month": f"substr({date_col}, 1, 7)"}
-            sql = " UNION ALL ".join(
-                f"SELECT '{name}', {expr}, count(*), sum({dig}) FROM dossiers "
-                f"WHERE {date_col} >= ?1 AND {date_col} < ?2 GROUP BY 2"
-                for name, expr in [("total", "'total'"), *dims.items()]
-            )
-            sides[side] = conn.execute(sql, (a, b)).fetchall()
+        if full:
+            dig = "dig_req" if rule == "required" else "dig_any"
+            rows += conn.execute(
+                f"SELECT side, dim, key, sum(n), sum(CASE WHEN side = 'resolved' THEN dig_any ELSE {dig} END) "
+                "FROM rate_stats WHERE month >= ? AND month <= ? GROUP BY side, dim, key HAVING sum(n) != 0",
+                (full[0], full[1]),
+            ).fetchall()
+        for a, b in _edge_ranges(period, full):
+            rows += self._scan(a, b, rule)
         total = Line("total")
         by: dict[str, dict[str, Line]] = {d: {} for d in DIMENSIONS}
-        for side, rows in sides.items():
-            for dim, key, count, digitized in rows:
-                line = total if dim == "total" else by[dim].setdefault(key, Line(key))
-                setattr(line, side, count)
-                setattr(line, f"{side}_digitized", int(digitized or 0))
+        for side, dim, key, count, digitized in rows:
+            line = total if dim == "total" else by[dim].setdefault(key, Line(key))
+            setattr(line, side, getattr(line, side) + count)
+            setattr(line, f"{side}_digitized", getattr(line, f"{side}_digitized") + int(digitized or 0))
         breakdowns = {d: sorted(v.values(), key=lambda ln: ln.key) for d, v in by.items()}
         return Report(period, rule, self.digitized_min_confidence, total, breakdowns)
+
+    def _scan(self, a: str, b: str, rule: str) -> list[tuple[str, str, str, int, int]]:
+        """Counts by dimension for dates in [a, b), straight from the covering indexes."""
+        flag = "required_ok" if rule == "required" else "has_input"
+        out: list[tuple[str, str, str, int, int]] = []
+        for side, col, dig in (("received", "received", flag), ("resolved", "resolved", "has_output | no_result")):
+            dims = {**_DIMS, "month": f"substr({col}, 1, 7)", "total": "'total'"}
+            sql = " UNION ALL ".join(
+                f"SELECT '{side}', '{name}', {expr}, count(*), sum({dig}) FROM dossiers "
+                f"WHERE {col} >= ?1 AND {col} < ?2 GROUP BY 3"
+                for name, expr in dims.items()
+            )
+            out += self._conn().execute(sql, (a, b)).fetchall()
+        return out
 
     def undigitized(
         self, period: Period, rule: str = "any", side: str = "input", limit: int = 1000
@@ -198,6 +273,26 @@ class SqliteRegistry:
             (a, b, limit),
         )
         return [missing_view(*_to_rec(r)) for r in cur]
+
+
+def _full_months(p: Period) -> tuple[str, str] | None:
+    """First and last whole calendar month inside the period, as ``YYYY-MM``."""
+    first = p.start if p.start.day == 1 else (p.start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    last_end = p.end if (p.end + timedelta(days=1)).day == 1 else p.end.replace(day=1) - timedelta(days=1)
+    if last_end < first:
+        return None
+    return first.strftime("%Y-%m"), last_end.strftime("%Y-%m")
+
+
+def _edge_ranges(p: Period, full: tuple[str, str] | None) -> list[tuple[str, str]]:
+    """Half-open ISO date ranges of the period not covered by whole months."""
+    a, b = period_bounds(p)
+    if full is None:
+        return [(a, b)]
+    first = f"{full[0]}-01"
+    y, m = map(int, full[1].split("-"))
+    after = date(y + (m == 12), m % 12 + 1, 1).isoformat()
+    return [(x, y_) for x, y_ in ((a, first), (after, b)) if x < y_]
 
 
 def _to_rec(r: Any) -> tuple[DossierRecord, Flags]:

@@ -70,7 +70,11 @@ class SqliteIndex(SqliteRegistry, SearchIndex):
         self._local = threading.local()
         self._lock = threading.RLock()
         with self._lock:
-            self._conn().executescript(SCHEMA + REGISTRY_SCHEMA)
+            conn = self._conn()
+            had_stats = conn.execute("SELECT 1 FROM sqlite_master WHERE name='rate_stats'").fetchone()
+            conn.executescript(SCHEMA + REGISTRY_SCHEMA)
+        if not had_stats and conn.execute("SELECT 1 FROM dossiers LIMIT 1").fetchone():
+            self.rebuild_stats()
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

@@ -136,10 +136,11 @@ def load(index: SearchIndex, recs: list[DossierRecord], docs: list[DocRecord]) -
 
 
 @pytest.mark.parametrize("rule", ["any", "required"])
-@pytest.mark.parametrize("period", ["quarter:2026-Q3", "year:2026", "month:2026-10"])
+@pytest.mark.parametrize("period", ["quarter:2026-Q3", "year:2026", "month:2026-10", "2026-02-15..2026-05-10",
+                                    "2026-03-03..2026-03-20"])
 def test_rates_and_breakdowns(loaded: SearchIndex, data, rule: str, period: str) -> None:
     recs, docs = data
-    p = parse_period(period)
+    p = parse_period(None, *period.split("..")) if ".." in period else parse_period(period)
     rep = loaded.rate_report(p, rule)
     exp = expected(recs, docs, p.start, p.end, rule)
     t = rep.total
