@@ -50,10 +50,13 @@ def ink_mask(gray: np.ndarray) -> np.ndarray:
 
 
 def remove_borders(gray: np.ndarray, dark_fraction: float = 0.5, max_fraction: float = 0.15) -> np.ndarray:
-    """Whiten dark scanner borders: edge rows/columns that are mostly ink, up to *max_fraction* of the page."""
-    m = ink_mask(gray)
+    """Whiten dark scanner borders: edge rows/columns that are mostly ink, up to *max_fraction* of the page.
+
+    The border widths are measured on a downscaled copy (cheap) and applied to the full page.
+    """
+    small, f = _small(gray, 800)
+    m = ink_mask(small)
     h, w = m.shape
-    out = gray.copy()
     rows = m.mean(axis=1)
     cols = m.mean(axis=0)
 
@@ -68,23 +71,36 @@ def remove_borders(gray: np.ndarray, dark_fraction: float = 0.5, max_fraction: f
 
     top, bottom = run(rows, int(h * max_fraction)), run(rows[::-1], int(h * max_fraction))
     left, right = run(cols, int(w * max_fraction)), run(cols[::-1], int(w * max_fraction))
-    if top:
-        out[:top] = 255
-    if bottom:
-        out[h - bottom :] = 255
-    if left:
-        out[:, :left] = 255
-    if right:
-        out[:, w - right :] = 255
+    if not (top or bottom or left or right):
+        return gray
+    out = gray.copy()
+    H, W = gray.shape  # noqa: N806
+    scale = 1.0 / f
+    t, b, lft, r = (int(np.ceil((x + 1) * scale)) if x else 0 for x in (top, bottom, left, right))
+    if t:
+        out[:t] = 255
+    if b:
+        out[H - b :] = 255
+    if lft:
+        out[:, :lft] = 255
+    if r:
+        out[:, W - r :] = 255
     return out
 
 
-def flatten_illumination(gray: np.ndarray, kernel_frac: float = 0.04) -> np.ndarray:
-    """Divide by the estimated paper background (shadows, uneven light) → white paper, dark ink."""
+def flatten_illumination(gray: np.ndarray, kernel_frac: float = 0.04, even: float = 6.0) -> np.ndarray:
+    """Divide by the estimated paper background (shadows, uneven light) → white paper, dark ink.
+
+    A page whose background is already even (spread of the background estimate below *even*
+    grey levels) is returned unchanged: clean pages pay nothing and lose nothing.
+    """
     small, f = _small(gray, 800)
     k = max(15, int(min(small.shape) * kernel_frac) | 1)
     bg = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     bg = cv2.GaussianBlur(bg, (k, k), 0)
+    lo, hi = np.percentile(bg, (2, 98))
+    if hi - lo < even:
+        return gray
     bg = cv2.resize(bg, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
     flat = cv2.divide(gray.astype(np.float32), np.maximum(bg.astype(np.float32), 1.0), scale=255.0)
     return np.clip(flat, 0, 255).astype(np.uint8)

@@ -17,9 +17,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import servers  # noqa: E402
-
 from sohoa.settings import Settings  # noqa: E402
+
+import servers  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -11,17 +11,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import fixtures
 import pikepdf
 import pytest
-from conftest import s3_url
-from deploy import CODE, fresh_redis_url, kill, sohoa_process, wait_for
 from fastapi.testclient import TestClient
 
 from api import create_app
 from index import open_index
 from sohoa.settings import Settings
 from storage import open_store
+
+import fixtures
+from conftest import s3_url
+from deploy import CODE, fresh_redis_url, kill, sohoa_process, wait_for
 
 
 @dataclass

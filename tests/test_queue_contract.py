@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import fixtures
 import pytest
-from deploy import CODE, fresh_redis_url, wait_for
 
 from ingest import UploadItem, accept_batch
 from ingest.service import Accepted
 from sohoa.context import Context
 from sohoa.settings import Settings
 from workers.queue import QueueError
+
+import fixtures
+from deploy import CODE, fresh_redis_url, wait_for
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -6,17 +6,18 @@ import io
 import socket
 from pathlib import Path
 
-import fixtures
 import httpx
 import pytest
-from conftest import s3_url
-from deploy import CODE, fresh_redis_url, kill, sohoa_process, wait_for
 
 from ingest import UploadItem, accept_batch
 from ingest.service import Accepted
 from sohoa.context import Context
 from sohoa.demo import pdf_bytes
 from sohoa.settings import Settings
+
+import fixtures
+from conftest import s3_url
+from deploy import CODE, fresh_redis_url, kill, sohoa_process, wait_for
 
 
 def multi_page_pdf(n: int = 4) -> bytes:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import fixtures
 import openpyxl
-from deploy import wait_for
 from fastapi.testclient import TestClient
 
 from api import create_app
 from sohoa.settings import Settings
+
+import fixtures
+from deploy import wait_for
 
 CSV = """MaHoSo,MaTTHC,TenLinhVuc,KenhThucHien,NgayTiepNhan,NgayCoKetQua,DonViXuLy,ThanhPhanBatBuoc,KhongCoKetQua
 000.00.06.H56-260701-0001,1.001,Đất đai,1,01/07/2026,15/07/2026,UBND xã A,Đơn đề nghị,0

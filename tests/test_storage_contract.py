@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import s3_url
 
 from storage import NotFound, ObjectStore, StorageError, open_store
+
+from conftest import s3_url
 
 
 @pytest.fixture(params=["file", "s3"])

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import fixtures
 import pytest
 
 from ingest import InputError, validate_file, validate_metadata
 from sohoa.settings import Settings
+
+import fixtures
 
 S = Settings(data_dir=Path("/nonexistent"))
 

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import cv2
-import ocr
 import pikepdf
 
+import ocr
 from sohoa.context import Context, output_key, page_key
 from sohoa.models import DocRecord, Manifest, PageInfo, PageText, Status, utcnow
 from storage import NotFound
