@@ -74,11 +74,19 @@ class EsRegistry:
         out: dict[str, list[DocRecord]] = {c: [] for c in codes}
         if not codes:
             return out
-        res = self.es.search(index=self.docs, query={"terms": {"dossier_code": codes}}, size=10_000)
-        for h in res["hits"]["hits"]:
-            d = DocRecord(**h["_source"])
-            out.setdefault(d.dossier_code, []).append(d)
-        return out
+        after: list[Any] | None = None
+        while True:  # every document of these dossiers, page by page
+            kw: dict[str, Any] = {"index": self.docs, "query": {"terms": {"dossier_code": codes}}, "size": 5000,
+                                  "sort": [{"id": "asc"}]}  # fmt: skip
+            if after:
+                kw["search_after"] = after
+            hits = self.es.search(**kw)["hits"]["hits"]
+            for h in hits:
+                d = DocRecord(**h["_source"])
+                out.setdefault(d.dossier_code, []).append(d)
+            if len(hits) < 5000:
+                return out
+            after = hits[-1]["sort"]
 
     def _refresh_flags(self, code: str) -> None:
         try:
@@ -107,15 +115,19 @@ class EsRegistry:
                     res.inserted += 1
                 else:
                     res.updated += 1
-            docs = self._docs_by_code([r.code for r in changed])
-            actions = [
-                {"_index": self.dossiers, "_id": r.code,
-                 "_source": _body(r, compute_flags(docs.get(r.code, []), r.required, self.digitized_min_confidence))}
-                for r in changed
-            ]  # fmt: skip
-            if actions:
-                helpers.bulk(self.es, actions, refresh=True)
+            self._write_with_flags(changed)
         return res
+
+    def _write_with_flags(self, records: list[DossierRecord]) -> None:
+        """Index registry rows with flags computed from their documents, in bulk."""
+        docs = self._docs_by_code([r.code for r in records])
+        actions = [
+            {"_index": self.dossiers, "_id": r.code,
+             "_source": _body(r, compute_flags(docs.get(r.code, []), r.required, self.digitized_min_confidence))}
+            for r in records
+        ]  # fmt: skip
+        if actions:
+            helpers.bulk(self.es, actions, refresh=True)
 
     def registry(self) -> Iterator[tuple[DossierRecord, Flags]]:
         after: list[Any] | None = None
@@ -134,15 +146,7 @@ class EsRegistry:
     def rebuild_flags(self) -> int:
         recs = [r for r, _ in self.registry()]
         for i in range(0, len(recs), 1000):
-            batch = recs[i : i + 1000]
-            docs = self._docs_by_code([r.code for r in batch])
-            actions = [
-                {"_index": self.dossiers, "_id": r.code,
-                 "_source": _body(r, compute_flags(docs.get(r.code, []), r.required, self.digitized_min_confidence))}
-                for r in batch
-            ]  # fmt: skip
-            if actions:
-                helpers.bulk(self.es, actions, refresh=True)
+            self._write_with_flags(recs[i : i + 1000])
         return len(recs)
 
     def dossier_record(self, code: str) -> tuple[DossierRecord, Flags] | None:

@@ -27,6 +27,15 @@ def fresh_redis_url(base: str) -> str:
     return url
 
 
+def scaled_settings(request: Any, tmp_path: Path, prefix: str, **overrides: Any) -> Settings:
+    """Settings for the scaled-out shape on the harness's servers (S3, Elasticsearch API, Redis)."""
+    from conftest import s3_url
+
+    s3, es, rd = (request.getfixturevalue(n) for n in ("s3_server", "es_url", "redis_server"))
+    return Settings(data_dir=tmp_path / "data", storage_url=s3_url(s3), index_url=es, es_index_prefix=prefix,
+                    broker_url=fresh_redis_url(rd.url), **overrides)  # fmt: skip
+
+
 def sohoa_process(
     settings: Settings, *args: str, log: Path, extra_env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:

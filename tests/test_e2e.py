@@ -21,8 +21,7 @@ from sohoa.settings import Settings
 from storage import open_store
 
 import fixtures
-from conftest import s3_url
-from deploy import CODE, fresh_redis_url, kill, sohoa_process, wait_for
+from deploy import CODE, kill, scaled_settings, sohoa_process, wait_for
 
 
 @dataclass
@@ -39,15 +38,8 @@ def deployment(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> I
         with TestClient(create_app(settings)) as client:
             yield Deployment("embedded", client, settings)
         return
-    s3, es, rd = (request.getfixturevalue(n) for n in ("s3_server", "es_url", "redis_server"))
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        storage_url=s3_url(s3),
-        index_url=es,
-        es_index_prefix=f"e2e-{unique}",
-        broker_url=fresh_redis_url(rd.url),
-        worker_threads=2,
-    )
+    settings = scaled_settings(request, tmp_path, f"e2e-{unique}", worker_threads=2)
+    es = settings.index_url
     worker = sohoa_process(settings, "worker", log=tmp_path / "worker.log")
     try:
         with TestClient(create_app(settings)) as client:

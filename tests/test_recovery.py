@@ -16,8 +16,7 @@ from sohoa.demo import pdf_bytes
 from sohoa.settings import Settings
 
 import fixtures
-from conftest import s3_url
-from deploy import CODE, fresh_redis_url, kill, sohoa_process, wait_for
+from deploy import CODE, kill, scaled_settings, sohoa_process, wait_for
 
 
 def multi_page_pdf(n: int = 4) -> bytes:
@@ -81,17 +80,10 @@ def test_embedded_server_killed_mid_job_recovers(tmp_path: Path) -> None:
 
 
 def test_redis_worker_killed_mid_job_recovers(tmp_path: Path, request: pytest.FixtureRequest, unique: str) -> None:
-    s3, es, rd = (request.getfixturevalue(n) for n in ("s3_server", "es_url", "redis_server"))
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        storage_url=s3_url(s3),
-        index_url=es,
-        es_index_prefix=f"kill-{unique}",
-        broker_url=fresh_redis_url(rd.url),
-        worker_threads=1,
-        redis_heartbeat_ms=1500,
+    settings = scaled_settings(
+        request, tmp_path, f"kill-{unique}", worker_threads=1, redis_heartbeat_ms=1500,
         redis_maintenance_chance=1_000_000,
-    )
+    )  # fmt: skip
     ctx = Context(settings)
     log = tmp_path / "worker.log"
     worker = sohoa_process(settings, "worker", log=log)
