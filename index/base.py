@@ -24,6 +24,7 @@ class IndexError_(RuntimeError):  # noqa: N801 - avoid shadowing the builtin Ind
 class SearchIndex(ABC):
     url: str
     digitized_min_confidence: float = 0.0  # a document counts as digitized when done and at least this sure
+    digitized_require_signature: bool = False  # input counts only for dossiers the importer marks signed
 
     # -- registry and digitization-rate report (see index/registry.py) ----------------------------
     @abstractmethod

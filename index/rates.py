@@ -47,6 +47,7 @@ class DossierRecord:
     level: str = ""  # cấp (data, never a fixed list)
     no_result: bool = False
     required: tuple[str, ...] = ()
+    signed: bool = False  # DaKySo: the importer says the scans were digitally signed (NĐ 107/2021)
 
     def key(self) -> tuple[Any, ...]:
         return tuple(asdict(self).values())
@@ -70,13 +71,17 @@ def is_digitized(doc: DocRecord, min_confidence: float = 0.0) -> bool:
     return not (min_confidence > 0 and (doc.mean_confidence or 0.0) < min_confidence)
 
 
-def compute_flags(docs: Iterable[DocRecord], required: Iterable[str], min_confidence: float = 0.0) -> Flags:
+def compute_flags(
+    docs: Iterable[DocRecord], required: Iterable[str], min_confidence: float = 0.0, unsigned: bool = False
+) -> Flags:
+    """Digitization flags of one dossier. *unsigned*: signatures are required and this dossier's are missing,
+    so no input component counts (the result document is not affected)."""
     digitized = [d for d in docs if is_digitized(d, min_confidence)]
     comps = sorted({d.component for d in digitized if d.kind == Kind.INPUT.value and d.component})
-    has_input = any(d.kind == Kind.INPUT.value for d in digitized)
+    has_input = not unsigned and any(d.kind == Kind.INPUT.value for d in digitized)
     req = {component_key(r) for r in required if r.strip()}
     have = {component_key(c) for c in comps}
-    required_ok = has_input if not req else req <= have
+    required_ok = has_input if not req else has_input and req <= have
     has_output = any(d.kind == Kind.OUTPUT.value for d in digitized)
     return Flags(has_input, required_ok, has_output, tuple(comps))
 

@@ -29,7 +29,7 @@ DOSSIER_MAPPING: dict[str, Any] = {
         **{k: _KW for k in ("code", "procedure", "procedure_name", "field_code", "field_name", "field", "channel",
                             "received", "due", "resolved", "status", "unit", "level", "required", "components",
                             "received_month", "resolved_month")},
-        **{k: _INT for k in ("no_result", "has_input", "required_ok", "has_output", "output_ok")},
+        **{k: _INT for k in ("no_result", "signed", "has_input", "required_ok", "has_output", "output_ok")},
     }
 }  # fmt: skip
 _REC_FIELDS = tuple(DossierRecord.__dataclass_fields__)
@@ -40,6 +40,7 @@ def _body(r: DossierRecord, f: Flags) -> dict[str, Any]:
     d: dict[str, Any] = {k: (nfc(v) if isinstance(v, str) else v) for k, v in r.__dict__.items()}
     d["required"] = [nfc(x) for x in r.required]
     d["no_result"] = int(r.no_result)
+    d["signed"] = int(r.signed)
     d["field"] = d["field_name"] or d["field_code"]
     d["received_month"] = r.received[:7]
     d["resolved_month"] = r.resolved[:7]
@@ -49,8 +50,9 @@ def _body(r: DossierRecord, f: Flags) -> dict[str, Any]:
 
 
 def _from_source(s: dict[str, Any]) -> tuple[DossierRecord, Flags]:
-    rec = DossierRecord(**{k: s.get(k, "") for k in _REC_FIELDS if k not in ("no_result", "required")})
+    rec = DossierRecord(**{k: s.get(k, "") for k in _REC_FIELDS if k not in ("no_result", "required", "signed")})
     rec.no_result, rec.required = bool(s.get("no_result")), tuple(s.get("required") or ())
+    rec.signed = bool(s.get("signed"))
     flags = Flags(bool(s.get("has_input")), bool(s.get("required_ok")), bool(s.get("has_output")),
                   tuple(s.get("components") or ()))  # fmt: skip
     return rec, flags
@@ -61,6 +63,11 @@ class EsRegistry:
     docs: str
     dossiers: str
     digitized_min_confidence: float = 0.0
+    digitized_require_signature: bool = False
+
+    def _flags(self, rec: DossierRecord, docs: list[DocRecord]) -> Flags:
+        unsigned = self.digitized_require_signature and not rec.signed
+        return compute_flags(docs, rec.required, self.digitized_min_confidence, unsigned)
 
     def _ensure_registry(self) -> None:
         if not self.es.indices.exists(index=self.dossiers):
@@ -94,7 +101,7 @@ class EsRegistry:
         except NotFoundError:
             return
         rec, _ = _from_source(src)
-        flags = compute_flags(self._docs_by_code([rec.code])[rec.code], rec.required, self.digitized_min_confidence)
+        flags = self._flags(rec, self._docs_by_code([rec.code])[rec.code])
         self.es.index(index=self.dossiers, id=rec.code, document=_body(rec, flags), refresh=True)
 
     def upsert_dossiers(self, records: list[DossierRecord]) -> ImportResult:
@@ -123,7 +130,7 @@ class EsRegistry:
         docs = self._docs_by_code([r.code for r in records])
         actions = [
             {"_index": self.dossiers, "_id": r.code,
-             "_source": _body(r, compute_flags(docs.get(r.code, []), r.required, self.digitized_min_confidence))}
+             "_source": _body(r, self._flags(r, docs.get(r.code, [])))}
             for r in records
         ]  # fmt: skip
         if actions:

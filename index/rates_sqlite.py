@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS dossiers (
     level TEXT NOT NULL DEFAULT '',
     no_result INTEGER NOT NULL DEFAULT 0,
     required TEXT NOT NULL DEFAULT '[]',
+    signed INTEGER NOT NULL DEFAULT 0,
     has_input INTEGER NOT NULL DEFAULT 0,
     required_ok INTEGER NOT NULL DEFAULT 0,
     has_output INTEGER NOT NULL DEFAULT 0,
@@ -98,7 +99,7 @@ END;
 
 _REC_COLS = (
     "code", "procedure", "procedure_name", "field_code", "field_name", "channel", "received", "due", "resolved",
-    "status", "unit", "level", "no_result", "required",
+    "status", "unit", "level", "no_result", "required", "signed",
 )  # fmt: skip
 _DIMS = {
     "unit": "unit",
@@ -113,6 +114,7 @@ class SqliteRegistry:
     """Needs ``_conn()``, ``_tx()`` and ``digitized_min_confidence`` from the host class."""
 
     digitized_min_confidence: float = 0.0
+    digitized_require_signature: bool = False
 
     def _conn(self) -> sqlite3.Connection:  # pragma: no cover - provided by SqliteIndex
         raise NotImplementedError
@@ -125,23 +127,24 @@ class SqliteRegistry:
         return [
             nfc(r.code), nfc(r.procedure), nfc(r.procedure_name), nfc(r.field_code), nfc(r.field_name),
             nfc(r.channel), r.received, r.due, r.resolved, nfc(r.status), nfc(r.unit), nfc(r.level),
-            int(r.no_result), json.dumps([nfc(x) for x in r.required], ensure_ascii=False),
+            int(r.no_result), json.dumps([nfc(x) for x in r.required], ensure_ascii=False), int(r.signed),
         ]  # fmt: skip
 
-    def _flags_for(self, db: sqlite3.Connection, code: str, required: list[str]) -> Flags:
+    def _flags_for(self, db: sqlite3.Connection, code: str, required: list[str], signed: bool) -> Flags:
         rows = db.execute(
             "SELECT id, dossier_code, kind, component, unit, filename, status, received_at, sha256, page_count, "
             "mean_confidence, processed_at, error FROM documents WHERE dossier_code=?",
             (code,),
         ).fetchall()
         docs = [DocRecord(*tuple(r)) for r in rows]
-        return compute_flags(docs, required, self.digitized_min_confidence)
+        unsigned = self.digitized_require_signature and not signed
+        return compute_flags(docs, required, self.digitized_min_confidence, unsigned)
 
     def _refresh_flags(self, db: sqlite3.Connection, code: str) -> None:
-        row = db.execute("SELECT required FROM dossiers WHERE code=?", (code,)).fetchone()
+        row = db.execute("SELECT required, signed FROM dossiers WHERE code=?", (code,)).fetchone()
         if row is None:
             return
-        f = self._flags_for(db, code, json.loads(row[0]))
+        f = self._flags_for(db, code, json.loads(row[0]), bool(row[1]))
         db.execute(
             "UPDATE dossiers SET has_input=?, required_ok=?, has_output=?, components=? WHERE code=?",
             (int(f.has_input), int(f.required_ok), int(f.has_output), json.dumps(list(f.components)), code),
@@ -298,8 +301,8 @@ def _edge_ranges(p: Period, full: tuple[str, str] | None) -> list[tuple[str, str
 def _to_rec(r: Any) -> tuple[DossierRecord, Flags]:
     vals = list(r)
     rec = DossierRecord(**dict(zip(_REC_COLS[:12], vals[:12], strict=True)))
-    rec.no_result, rec.required = bool(vals[12]), tuple(json.loads(vals[13]))
-    flags = Flags(bool(vals[14]), bool(vals[15]), bool(vals[16]), tuple(json.loads(vals[17])))
+    rec.no_result, rec.required, rec.signed = bool(vals[12]), tuple(json.loads(vals[13])), bool(vals[14])
+    flags = Flags(bool(vals[15]), bool(vals[16]), bool(vals[17]), tuple(json.loads(vals[18])))
     return rec, flags
 
 

@@ -72,6 +72,9 @@ class SqliteIndex(SqliteRegistry, SearchIndex):
         with self._lock:
             conn = self._conn()
             had_stats = conn.execute("SELECT 1 FROM sqlite_master WHERE name='rate_stats'").fetchone()
+            cols = {r[1] for r in conn.execute("PRAGMA table_info(dossiers)")}
+            if cols and "signed" not in cols:  # database from before the signature flag
+                conn.execute("ALTER TABLE dossiers ADD COLUMN signed INTEGER NOT NULL DEFAULT 0")
             conn.executescript(SCHEMA + REGISTRY_SCHEMA)
         if not had_stats and conn.execute("SELECT 1 FROM dossiers LIMIT 1").fetchone():
             self.rebuild_stats()

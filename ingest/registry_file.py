@@ -30,6 +30,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "level": ("CapDonVi", "Level", "Cap"),
     "no_result": ("KhongCoKetQua", "NoResult"),
     "required": ("ThanhPhanBatBuoc", "RequiredComponents"),
+    "signed": ("DaKySo", "KySo", "Signed"),
 }
 REQUIRED_COLUMNS = ("code", "received")
 _CHANNEL_NAMES = {fold(v): v for v in CHANNELS.values()} | {"buu chinh": CHANNELS["3"], "bcci": CHANNELS["3"]}
@@ -188,6 +189,7 @@ def parse_rows(
                     channel=parse_channel(get("channel")), received=received, due=parse_date(get("due")),
                     resolved=resolved, status=str(get("status") or ""), unit=str(get("unit") or ""),
                     level=str(get("level") or ""), no_result=_bool(get("no_result")), required=required,
+                    signed=_bool(get("signed")),
                 )  # fmt: skip
             )
         except ValueError as e:

@@ -47,6 +47,7 @@ class Context:
         self.store = store or open_store(settings.storage_url)
         self.index = index or open_index(settings.index_url, settings.es_index_prefix)
         self.index.digitized_min_confidence = settings.digitized_min_confidence
+        self.index.digitized_require_signature = settings.digitized_require_signature
         self._queue = queue
 
     @property

@@ -44,6 +44,7 @@ class Settings:
     redis_maintenance_chance: int = 1000
     low_confidence: float = 70.0
     digitized_min_confidence: float = 0.0
+    digitized_require_signature: bool = False
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"

@@ -49,7 +49,7 @@ def build(seed: int = 7, n: int = 1200) -> tuple[list[DossierRecord], list[DocRe
             code=code, procedure=proc, procedure_name=f"Thủ tục {proc}", field_code=field[:3], field_name=field,
             channel=rnd.choice(CHANNELS), received=received.isoformat(),
             resolved=resolved.isoformat() if resolved else "", unit=unit, level=level,
-            no_result=no_result, required=required,
+            no_result=no_result, required=required, signed=i % 3 != 0,
         ))  # fmt: skip
         for comp in (*required, "Bản sao khác"):
             if rnd.random() < 0.6:
@@ -66,7 +66,15 @@ def _doc(i: str, code: str, kind: str, comp: str, status: str, conf: float) -> D
                      mean_confidence=round(conf, 1))  # fmt: skip
 
 
-def expected(recs: list[DossierRecord], docs: list[DocRecord], a: date, b: date, rule: str, min_conf: float = 0.0):
+def expected(
+    recs: list[DossierRecord],
+    docs: list[DocRecord],
+    a: date,
+    b: date,
+    rule: str,
+    min_conf: float = 0.0,
+    require_signature: bool = False,
+):
     done = defaultdict(list)
     for d in docs:
         if d.status == "done" and (d.mean_confidence or 0) >= min_conf:
@@ -74,7 +82,7 @@ def expected(recs: list[DossierRecord], docs: list[DocRecord], a: date, b: date,
     out: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0, 0]))
     for r in recs:
         ds = done[r.code]
-        comps = {d.component for d in ds if d.kind == "input"}
+        comps = {d.component for d in ds if d.kind == "input"} if r.signed or not require_signature else set()
         has_in = bool(comps)
         ok_in = has_in if not r.required else set(r.required) <= comps
         dig_in = ok_in if rule == "required" else has_in
@@ -136,8 +144,9 @@ def load(index: SearchIndex, recs: list[DossierRecord], docs: list[DocRecord]) -
 
 
 @pytest.mark.parametrize("rule", ["any", "required"])
-@pytest.mark.parametrize("period", ["quarter:2026-Q3", "year:2026", "month:2026-10", "2026-02-15..2026-05-10",
-                                    "2026-03-03..2026-03-20"])
+@pytest.mark.parametrize(
+    "period", ["quarter:2026-Q3", "year:2026", "month:2026-10", "2026-02-15..2026-05-10", "2026-03-03..2026-03-20"]
+)
 def test_rates_and_breakdowns(loaded: SearchIndex, data, rule: str, period: str) -> None:
     recs, docs = data
     p = parse_period(None, *period.split("..")) if ".." in period else parse_period(period)
@@ -198,3 +207,15 @@ def test_confidence_threshold(index: SearchIndex) -> None:
     exp = expected(recs, docs, p.start, p.end, "any", min_conf=80.0)
     t = index.rate_report(p).total
     assert [t.received, t.received_digitized, t.resolved, t.resolved_digitized] == exp["total"]["total"]
+
+
+def test_signature_required(index: SearchIndex) -> None:
+    recs, docs = build(seed=4, n=300)
+    index.digitized_require_signature = True
+    load(index, recs, docs)
+    p = parse_period("year:2026")
+    for rule in ("any", "required"):
+        exp = expected(recs, docs, p.start, p.end, rule, require_signature=True)
+        t = index.rate_report(p, rule).total
+        assert [t.received, t.received_digitized, t.resolved, t.resolved_digitized] == exp["total"]["total"]
+    assert exp["total"]["total"][1] < expected(recs, docs, p.start, p.end, "required")["total"]["total"][1]
