@@ -363,7 +363,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
             res = ctx.index.search(SearchQuery(q=q, size=3))
             console.print(
                 f"search «{q}»: {res.total} page(s); top: "
-                + ", ".join(f"{h.dossier_code} p.{h.page}" for h in res.hits)
+                + ", ".join(f"{h.dossier_code} {h.filename} p.{h.page}" for h in res.hits)
             )
     finally:
         ctx.close()
