@@ -8,9 +8,11 @@ in parallel):
   raw-debian  `tesseract IMG - -l vie` with Debian's model
   raw-best    the same with the tessdata_best (int) model
   sohoa       the sohoa pipeline (ocr.process_page: cleanup, orientation, deskew, OCR, post-correction)
-  ocrmypdf    `ocrmypdf --deskew --clean --rotate-pages` with the best model, when ocrmypdf is installed
+  ocrmypdf    `ocrmypdf --deskew --clean --rotate-pages` with the best model, when ocrmypdf (and unpaper for
+              --clean) is installed (`pip install ocrmypdf`, `apt-get install unpaper`)
 Set `sev2` is generated on first use with `make_synthetic.py --severity 2 --seed 77 --n 10` into bench/out/.
 CER/WER: NFC + whitespace-collapsed Levenshtein (same normalisation as score.py), micro-averaged.
+The ground truth is only read to score; nothing in sohoa is derived from it.
 """
 
 from __future__ import annotations
@@ -60,12 +62,30 @@ def _raw(img: Path, tessdata: str) -> str:
     return subprocess.run(cmd, capture_output=True, env=env, check=True).stdout.decode("utf-8", "replace")
 
 
+def ocrmypdf_bin() -> str | None:
+    here = Path(sys.executable).parent / "ocrmypdf"
+    return str(here) if here.exists() else shutil.which("ocrmypdf")
+
+
+def _ocrmypdf_tessdata(tessdata: str) -> str:
+    """OCRmyPDF needs Tesseract's configs/ (hocr, txt) beside the model: a folder of links to both."""
+    from ocr.tesseract import SYSTEM_TESSDATA
+
+    d = Path(tempfile.mkdtemp(prefix="sohoa-bench-tessdata-"))
+    for folder in (Path(SYSTEM_TESSDATA[0]), Path(tessdata)):  # the best model replaces Debian's
+        for src in folder.iterdir():
+            (d / src.name).unlink(missing_ok=True)
+            (d / src.name).symlink_to(src.resolve())
+    return str(d)
+
+
 def _ocrmypdf(img: Path, tessdata: str) -> str:
-    env = {**os.environ, "OMP_THREAD_LIMIT": "1", "TESSDATA_PREFIX": tessdata}
+    env = {**os.environ, "OMP_THREAD_LIMIT": "1", "TESSDATA_PREFIX": os.environ["SOHOA_BENCH_OCRMYPDF_TESSDATA"]}
     with tempfile.TemporaryDirectory() as tmp:
         out, side = Path(tmp) / "o.pdf", Path(tmp) / "o.txt"
-        subprocess.run(["ocrmypdf", "-q", "-l", "vie", "--deskew", "--clean", "--rotate-pages", "--image-dpi", "300",
-                        "--sidecar", str(side), "--jobs", "1", str(img), str(out)], env=env, check=True)  # fmt: skip
+        subprocess.run([str(ocrmypdf_bin()), "-q", "-l", "vie", "--deskew", "--clean", "--rotate-pages",
+                        "--image-dpi", "300", "--output-type", "pdf", "--sidecar", str(side), "--jobs", "1",
+                        str(img), str(out)], env=env, check=True)  # fmt: skip
         return side.read_text(encoding="utf-8")
 
 
@@ -98,10 +118,23 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--save-dir", type=Path)
     args = ap.parse_args()
-    configs = [c for c in args.configs if c != "ocrmypdf" or shutil.which("ocrmypdf")]
+    from ocr.tesseract import resolve_model
+
+    ocrmypdf_ok = bool(ocrmypdf_bin() and shutil.which("unpaper"))
+    configs = [c for c in args.configs if c != "ocrmypdf" or ocrmypdf_ok]
     if "ocrmypdf" in args.configs and "ocrmypdf" not in configs:
-        print("ocrmypdf: not installed, skipped")
+        print("ocrmypdf: not installed (pip install ocrmypdf; apt-get install unpaper), skipped")
+    if "ocrmypdf" in configs:  # made before the worker processes start
+        os.environ["SOHOA_BENCH_OCRMYPDF_TESSDATA"] = _ocrmypdf_tessdata(resolve_model(None)[0])
+    from ocr.lexicon import syllable_freq, syllable_pairs, word_list_path
+
+    print(
+        f"model: {resolve_model(None)[1]}; lexicon: {len(syllable_freq())} syllables (wordfreq), "
+        f"{len(syllable_pairs())} syllable pairs ({word_list_path()}); jobs={args.jobs}",
+        flush=True,
+    )
     rows = []
+    t_start = time.perf_counter()
     with ProcessPoolExecutor(args.jobs) as pool:
         for set_name in args.sets:
             pages = pages_of(set_name)[: args.limit or None]
@@ -122,8 +155,12 @@ def main() -> None:
                         d.mkdir(parents=True, exist_ok=True)
                         (d / (Path(path).stem + ".txt")).write_text(text, encoding="utf-8")
                 rows.append((set_name, config, 100 * ce / cn, 100 * we / wn, statistics.median(secs), len(pages)))
-                print(f"{set_name:>13} {config:>11}: CER {rows[-1][2]:6.2f} %  WER {rows[-1][3]:6.2f} %  "
-                      f"median {rows[-1][4]:.2f} s/page  ({len(pages)} pages)", flush=True)
+                print(
+                    f"{set_name:>13} {config:>11}: CER {rows[-1][2]:6.2f} %  WER {rows[-1][3]:6.2f} %  "
+                    f"median {rows[-1][4]:.2f} s/page  ({len(pages)} pages)",
+                    flush=True,
+                )
+    print(f"\nwall time {time.perf_counter() - t_start:.0f} s")
     print("\n| set | configuration | CER % | WER % | median s/page | × raw-best time |")
     print("|---|---|---|---|---|---|")
     for set_name, config, cer, wer, med, _n in rows:

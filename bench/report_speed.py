@@ -72,9 +72,11 @@ def main() -> None:
                 rep = ix.rate_report(period, rule)
                 times.append(time.perf_counter() - t)
             dims = ", ".join(f"{k}={len(v)}" for k, v in rep.breakdowns.items())
-            print(f"{label} report, rule {rule}: median {statistics.median(times):.2f} s over {args.runs} runs "
-                  f"(min {min(times):.2f} s); received {rep.total.received:,} input rate {rep.total.input_rate} %, "
-                  f"resolved {rep.total.resolved:,} output rate {rep.total.output_rate} %; lines: {dims}")
+            print(
+                f"{label} report, rule {rule}: median {statistics.median(times):.2f} s over {args.runs} runs "
+                f"(min {min(times):.2f} s); received {rep.total.received:,} input rate {rep.total.input_rate} %, "
+                f"resolved {rep.total.resolved:,} output rate {rep.total.output_rate} %; lines: {dims}"
+            )
         ix.close()
 
 

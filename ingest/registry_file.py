@@ -184,11 +184,20 @@ def parse_rows(
             required = tuple(x.strip() for x in re.split(r"[;|\n]", str(req)) if x.strip()) if req else ()
             records.append(
                 DossierRecord(
-                    code=code, procedure=str(get("procedure") or ""), procedure_name=str(get("procedure_name") or ""),
-                    field_code=str(get("field_code") or ""), field_name=str(get("field_name") or ""),
-                    channel=parse_channel(get("channel")), received=received, due=parse_date(get("due")),
-                    resolved=resolved, status=str(get("status") or ""), unit=str(get("unit") or ""),
-                    level=str(get("level") or ""), no_result=_bool(get("no_result")), required=required,
+                    code=code,
+                    procedure=str(get("procedure") or ""),
+                    procedure_name=str(get("procedure_name") or ""),
+                    field_code=str(get("field_code") or ""),
+                    field_name=str(get("field_name") or ""),
+                    channel=parse_channel(get("channel")),
+                    received=received,
+                    due=parse_date(get("due")),
+                    resolved=resolved,
+                    status=str(get("status") or ""),
+                    unit=str(get("unit") or ""),
+                    level=str(get("level") or ""),
+                    no_result=_bool(get("no_result")),
+                    required=required,
                     signed=_bool(get("signed")),
                 )  # fmt: skip
             )

@@ -10,6 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -42,12 +43,24 @@ def _link_support_files(folder: Path) -> None:
             return
 
 
+def resolve_model(settings: Any = None, lang: str | None = None) -> tuple[str, str]:
+    """Return (tessdata dir, description) for the model to run, preferring tessdata_best; logs it once.
+
+    *settings* is an :class:`ocr.OcrSettings` (its ``tessdata_dir`` and ``lang`` are used), a tessdata
+    folder, or None (env ``SOHOA_TESSDATA_DIR`` or ``~/.local/share/sohoa/tessdata``, else Debian's).
+    """
+    if settings is None or isinstance(settings, str | os.PathLike):
+        folder, lang = (str(settings) if settings is not None else None), lang or "vie"
+    else:
+        folder, lang = settings.tessdata_dir, lang or settings.lang
+    return _resolve(str(Path(folder) if folder else default_tessdata_dir()), lang)
+
+
 @lru_cache(maxsize=8)
-def resolve_model(tessdata_dir: str | None, lang: str = "vie") -> tuple[str, str]:
-    """Return (tessdata dir, description) for *lang*, preferring the tessdata_best model; log it once."""
+def _resolve(tessdata_dir: str, lang: str) -> tuple[str, str]:
     if shutil.which("tesseract") is None:
         raise OcrError("tesseract is not installed (Debian: apt-get install tesseract-ocr tesseract-ocr-vie)")
-    best = Path(tessdata_dir) if tessdata_dir else default_tessdata_dir()
+    best = Path(tessdata_dir)
     if (best / f"{lang}.traineddata").is_file():
         _link_support_files(best)
         desc = f"{lang} (tessdata_best int, {best})"
@@ -82,8 +95,12 @@ def run_tesseract(
     timeout_s: float = 300,
     configs: tuple[str, ...] = ("txt", "hocr", "pdf"),
     extra: tuple[str, ...] = ("-c", "preserve_interword_spaces=1"),
+    text_only_pdf: bool = False,
 ) -> TesseractOutput:
-    """OCR *image* once, producing text, hOCR and a one-page searchable PDF together."""
+    """OCR *image* once, producing text, hOCR and a one-page searchable PDF together.
+
+    With *text_only_pdf* the PDF holds only the invisible text layer (the caller adds the image).
+    """
     with tempfile.TemporaryDirectory(prefix="sohoa-tess-") as tmp:
         src = Path(tmp) / "page.pgm"  # uncompressed: 4× faster to write than PNG
         if not cv2.imwrite(str(src), image):
@@ -94,6 +111,7 @@ def run_tesseract(
         cmd = [
             "tesseract", str(src), str(base), "--tessdata-dir", tessdata, "-l", lang,
             "--psm", str(psm), "--oem", str(oem), "--dpi", str(dpi), *extra,
+            *(("-c", "textonly_pdf=1") if text_only_pdf and "pdf" in configs else ()),
             *[arg for c in create for arg in ("-c", c)],
         ]  # fmt: skip
         try:
@@ -114,12 +132,22 @@ def run_tesseract(
         )
 
 
-def run_osd(image: np.ndarray, tessdata: str, timeout_s: float = 60) -> tuple[int, float]:
-    """Tesseract orientation detection: (degrees to rotate clockwise, confidence); (0, 0.0) if unknown."""
+def _osd_dir(tessdata: str) -> str:
+    if (Path(tessdata) / "osd.traineddata").is_file():
+        return tessdata
+    for d in SYSTEM_TESSDATA:
+        if (Path(d) / "osd.traineddata").is_file():
+            return d
+    raise OcrError("no osd.traineddata: install tesseract-ocr-osd or run scripts/setup.sh")
+
+
+def run_osd(image: np.ndarray, tessdata: str, dpi: int = 150, timeout_s: float = 60) -> tuple[int, float]:
+    """Tesseract orientation detection (``--psm 0``): (degrees to rotate clockwise, confidence); (0, 0.0) if unknown."""
     with tempfile.TemporaryDirectory(prefix="sohoa-osd-") as tmp:
-        src = Path(tmp) / "page.png"
+        src = Path(tmp) / "page.pgm"
         cv2.imwrite(str(src), image)
-        cmd = ["tesseract", str(src), "stdout", "--tessdata-dir", tessdata, "--psm", "0", "--dpi", "150"]
+        cmd = ["tesseract", str(src), "stdout", "--tessdata-dir", _osd_dir(tessdata), "--psm", "0",
+               "--dpi", str(dpi)]  # fmt: skip
         proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, env=_env(), check=False)
     if proc.returncode != 0:
         return 0, 0.0

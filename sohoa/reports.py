@@ -105,10 +105,17 @@ def portal_export(index: SearchIndex) -> list[dict[str, Any]]:
                    for d in docs if d.kind == Kind.OUTPUT.value]  # fmt: skip
         out.append(
             {
-                "MaHoSo": rec.code, "MaTTHC": rec.procedure, "MaLinhVuc": rec.field_code, "KenhThucHien": rec.channel,
-                "NgayTiepNhan": rec.received, "NgayCoKetQua": rec.resolved, "TrangThaiHoSo": rec.status,
-                "DonViXuLy": rec.unit, "HoSoCoThanhPhanSoHoa": int(flags.has_input),
-                "ThanhPhanHoSo": components, "KetQuaSoHoa": int(flags.has_output or rec.no_result),
+                "MaHoSo": rec.code,
+                "MaTTHC": rec.procedure,
+                "MaLinhVuc": rec.field_code,
+                "KenhThucHien": rec.channel,
+                "NgayTiepNhan": rec.received,
+                "NgayCoKetQua": rec.resolved,
+                "TrangThaiHoSo": rec.status,
+                "DonViXuLy": rec.unit,
+                "HoSoCoThanhPhanSoHoa": int(flags.has_input),
+                "ThanhPhanHoSo": components,
+                "KetQuaSoHoa": int(flags.has_output or rec.no_result),
                 "KetQua": results,
             }  # fmt: skip
         )

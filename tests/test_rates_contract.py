@@ -32,7 +32,8 @@ PROCS = {  # code: (field, required components, no result document)
 
 def build(seed: int = 7, n: int = 1200) -> tuple[list[DossierRecord], list[DocRecord]]:
     rnd = random.Random(seed)
-    recs, docs = [], []
+    recs: list[DossierRecord] = []
+    docs: list[DocRecord] = []
     start = date(2026, 1, 1)
     for i in range(n):
         proc = rnd.choice(list(PROCS))

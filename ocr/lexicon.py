@@ -1,0 +1,98 @@
+"""Vietnamese syllable frequencies and word list for post-correction.
+
+Sources (none of them has anything to do with the evaluation pages):
+
+* syllable frequencies: the ``wordfreq`` package (PyPI, Apache-2.0 code, CC BY-SA 4.0 data: Wikipedia,
+  subtitles, news and web text). Vietnamese is written one syllable per space-separated token, so its
+  Vietnamese "words" are syllables: ~10,700 entries, which covers running administrative text.
+* multi-syllable words (``thế chấp``, ``thẩm quyền`` …), used as syllable-pair evidence: the word list
+  of the ``pyvi`` package (PyPI, MIT, ``pyvi/models/words.txt``, 31,000 words of which 25,000 have two
+  or more syllables). Looked up in ``$SOHOA_LEXICON_DIR/vi-words.txt`` (default
+  ``~/.local/share/sohoa/lexicon/``, put there by ``scripts/setup.sh``), else in an installed pyvi.
+
+Either missing only weakens the correction (a warning is logged); nothing fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import unicodedata
+from functools import lru_cache
+from importlib.util import find_spec
+from pathlib import Path
+
+log = logging.getLogger("sohoa.ocr")
+
+TONES = ("", "\u0300", "\u0301", "\u0303", "\u0309", "\u0323")  # none, huyền, sắc, ngã, hỏi, nặng
+_TONE_SET = set(TONES[1:])
+_VOWELS = set("aăâeêioôơuưy")
+
+
+@lru_cache(maxsize=1)
+def syllable_freq() -> dict[str, float]:
+    """Lower-case NFC syllable → relative frequency (empty when wordfreq is missing)."""
+    try:
+        import wordfreq
+    except ImportError:
+        log.warning("wordfreq is not installed: Vietnamese lexicon post-correction is off")
+        return {}
+    out: dict[str, float] = {}
+    for word, f in wordfreq.get_frequency_dict("vi", wordlist="small").items():
+        w = unicodedata.normalize("NFC", word)
+        if w.isalpha():
+            out[w] = out.get(w, 0.0) + f
+    return out
+
+
+def word_list_path() -> Path | None:
+    folder = os.environ.get("SOHOA_LEXICON_DIR")
+    base = Path(folder) if folder else Path.home() / ".local" / "share" / "sohoa" / "lexicon"
+    if (base / "vi-words.txt").is_file():
+        return base / "vi-words.txt"
+    spec = find_spec("pyvi")
+    if spec and spec.origin:
+        p = Path(spec.origin).parent / "models" / "words.txt"
+        if p.is_file():
+            return p
+    return None
+
+
+@lru_cache(maxsize=1)
+def syllable_pairs() -> frozenset[tuple[str, str]]:
+    """Adjacent syllable pairs of the multi-syllable words of the word list (lower case, NFC)."""
+    path = word_list_path()
+    if path is None:
+        log.warning("no Vietnamese word list (vi-words.txt): post-correction without syllable-pair context")
+        return frozenset()
+    pairs: set[tuple[str, str]] = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        syl = unicodedata.normalize("NFC", line.strip().lower()).split()
+        pairs.update(zip(syl, syl[1:], strict=False))
+    return frozenset(pairs)
+
+
+def strip_tone(syllable: str) -> str:
+    """Remove the tone mark, keep the vowel qualities (â ê ô ă ơ ư) and đ."""
+    nfd = unicodedata.normalize("NFD", syllable)
+    return unicodedata.normalize("NFC", "".join(c for c in nfd if c not in _TONE_SET))
+
+
+def tone_variants(syllable: str) -> set[str]:
+    """*syllable* with every tone on every vowel, and â/ă swapped (the common OCR confusions)."""
+    base = unicodedata.normalize("NFD", strip_tone(syllable))
+    bases = {base}
+    if "\u0302" in base or "\u0306" in base:  # circumflex ↔ breve on a
+        bases.add(base.replace("a\u0302", "a\u0306").replace("A\u0302", "A\u0306"))
+        bases.add(base.replace("a\u0306", "a\u0302").replace("A\u0306", "A\u0302"))
+    out = set()
+    for b in bases:
+        letters = [i for i, c in enumerate(b) if c.lower() in _VOWELS]
+        for i in letters:
+            # the tone mark goes after the vowel's own quality mark (â, ơ ...)
+            j = i + 1
+            while j < len(b) and unicodedata.combining(b[j]) and b[j] not in _TONE_SET:
+                j += 1
+            for t in TONES:
+                out.add(unicodedata.normalize("NFC", b[:j] + t + b[j:]))
+    return out

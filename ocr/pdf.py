@@ -1,0 +1,47 @@
+"""One-page searchable PDF: the full-resolution page image under Tesseract's invisible text layer."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pikepdf
+
+from ocr.errors import OcrError
+
+
+def graft_text_layer(text_pdf: bytes, image: np.ndarray, jpeg_quality: int = 85) -> bytes:
+    """Put *image* (grayscale, any resolution) under the text of a Tesseract ``textonly_pdf`` page.
+
+    Tesseract read a downscaled copy of the page; its text-only PDF has the page's physical size, so
+    the full-resolution image is simply drawn over the whole page, beneath the invisible text.
+    """
+    ok, jpg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+    if not ok:
+        raise OcrError("cannot encode the page image for the PDF")
+    try:
+        pdf = pikepdf.open(io.BytesIO(text_pdf))
+    except pikepdf.PdfError as e:
+        raise OcrError(f"tesseract wrote an unreadable PDF: {e}") from e
+    with pdf:
+        page = pdf.pages[0]
+        box = [float(v) for v in page.mediabox]
+        w, h = box[2] - box[0], box[3] - box[1]
+        xobj = pikepdf.Stream(
+            pdf,
+            jpg.tobytes(),
+            Type=pikepdf.Name.XObject,
+            Subtype=pikepdf.Name.Image,
+            Width=int(image.shape[1]),
+            Height=int(image.shape[0]),
+            ColorSpace=pikepdf.Name.DeviceGray,
+            BitsPerComponent=8,
+            Filter=pikepdf.Name.DCTDecode,
+        )
+        name = page.add_resource(xobj, pikepdf.Name.XObject, prefix="Im")
+        draw = f"q {w:.4f} 0 0 {h:.4f} {box[0]:.4f} {box[1]:.4f} cm {name} Do Q\n".encode()
+        page.contents_add(pikepdf.Stream(pdf, draw), prepend=True)
+        out = io.BytesIO()
+        pdf.save(out, compress_streams=True)
+    return out.getvalue()
