@@ -29,9 +29,20 @@ _TONE_SET = set(TONES[1:])
 _VOWELS = set("aăâeêioôơuưy")
 
 
+def syllable_key(syllable: str) -> str:
+    """Spelling-independent key of a lower-case syllable: its letters without the tone, then the tone.
+
+    Vietnamese writes the same syllable with the tone on either vowel (``hóa``/``hoá``, ``thủy``/``thuỷ``);
+    the letters and the tone identify it. Frequencies and word pairs are looked up by this key.
+    """
+    nfd = unicodedata.normalize("NFD", syllable)
+    tone = "".join(c for c in nfd if c in _TONE_SET)
+    return unicodedata.normalize("NFC", "".join(c for c in nfd if c not in _TONE_SET)) + tone
+
+
 @lru_cache(maxsize=1)
 def syllable_freq() -> dict[str, float]:
-    """Lower-case NFC syllable → relative frequency (empty when wordfreq is missing)."""
+    """:func:`syllable_key` of a lower-case syllable → relative frequency (empty when wordfreq is missing)."""
     try:
         import wordfreq
     except ImportError:
@@ -41,8 +52,24 @@ def syllable_freq() -> dict[str, float]:
     for word, f in wordfreq.get_frequency_dict("vi", wordlist="small").items():
         w = unicodedata.normalize("NFC", word)
         if w.isalpha():
-            out[w] = out.get(w, 0.0) + f
+            k = syllable_key(w)
+            out[k] = out.get(k, 0.0) + f
     return out
+
+
+@lru_cache(maxsize=1)
+def spellings() -> dict[str, str]:
+    """:func:`syllable_key` → the syllable's most common written form (lower case, NFC)."""
+    try:
+        import wordfreq
+    except ImportError:
+        return {}
+    best: dict[str, tuple[float, str]] = {}
+    for word, f in wordfreq.get_frequency_dict("vi", wordlist="small").items():
+        w = unicodedata.normalize("NFC", word)
+        if w.isalpha() and f > best.get(k := syllable_key(w), (-1.0, ""))[0]:
+            best[k] = (f, w)
+    return {k: w for k, (_f, w) in best.items()}
 
 
 def word_list_path() -> Path | None:
@@ -60,14 +87,14 @@ def word_list_path() -> Path | None:
 
 @lru_cache(maxsize=1)
 def syllable_pairs() -> frozenset[tuple[str, str]]:
-    """Adjacent syllable pairs of the multi-syllable words of the word list (lower case, NFC)."""
+    """Adjacent syllable pairs (as :func:`syllable_key`) of the multi-syllable words of the word list."""
     path = word_list_path()
     if path is None:
         log.warning("no Vietnamese word list (vi-words.txt): post-correction without syllable-pair context")
         return frozenset()
     pairs: set[tuple[str, str]] = set()
     for line in path.read_text(encoding="utf-8").splitlines():
-        syl = unicodedata.normalize("NFC", line.strip().lower()).split()
+        syl = [syllable_key(x) for x in unicodedata.normalize("NFC", line.strip().lower()).split()]
         pairs.update(zip(syl, syl[1:], strict=False))
     return frozenset(pairs)
 

@@ -19,7 +19,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from ocr.lexicon import syllable_freq, syllable_pairs, tone_variants
+from ocr.lexicon import spellings, syllable_freq, syllable_key, syllable_pairs, tone_variants
 
 # characters Tesseract emits for Vietnamese letters that look the same
 LOOKALIKES = str.maketrans({"Ð": "Đ", "ð": "đ", "Ɖ": "Đ", "ɖ": "đ"})
@@ -101,9 +101,11 @@ class CorrectionSettings:
     keep_bonus: float = math.log(2.0)  # Tesseract's own reading is favoured by this much (log-odds)
     pair_bonus: float = 4.5  # two neighbouring syllables forming a dictionary word (≈ log 90)
     nonword_ratio: float = 3.0  # non-word → tone variant only when it is this much more common than the next
-    # a valid syllable's other tone variants (not offered by the LSTM) compete only with this handicap,
-    # so they win only when they make a dictionary word with a neighbour; inf disables
-    variant_penalty: float = math.inf
+    # a valid syllable's other tone variants (not offered by the LSTM) compete only with this handicap:
+    # with pair_bonus 4.5 a variant wins only when it makes a dictionary word with a neighbour that the
+    # reading does not make, and is ≥ 2.2× as common (`xuất khâu` → `xuất khẩu`); never inside a proper
+    # name. Swept log 10 / 30 / 100 / e⁶ on ocr-eval (docs/ocr.md); inf disables
+    variant_penalty: float = math.log(100)
     # alternatives the LSTM listed with a confidence below MIN_ALT count as this confidence (0: ignored)
     listed_conf: float = 0.5
 
@@ -125,14 +127,19 @@ def _recase(like: str, word: str) -> str:
     return word
 
 
-def candidates(w: Word, freq: dict[str, float], s: CorrectionSettings) -> list[tuple[str, float]]:
-    """Readings of the word's letters with their scores (log frequency + channel); Tesseract's first."""
+def candidates(w: Word, freq: dict[str, float], s: CorrectionSettings, name: bool = False) -> list[tuple[str, float]]:
+    """Readings of the word's letters with their scores (log frequency + channel); Tesseract's first.
+
+    *name*: the word looks like part of a proper name (capitalised next to a capitalised word), so only
+    readings the LSTM itself offered are considered.
+    """
     pre, core, post = _split(w.text)
-    f0 = freq.get(core.lower(), 0.0)
+    key0 = syllable_key(core.lower())
+    f0 = freq.get(key0, 0.0)
     out = [(core, math.log(f0 or FLOOR) + s.keep_bonus)]
     if not core.isalpha():
         return out
-    seen = {core}
+    seen = {key0}
     if len(w.choices) == len(w.text):
         alts = []
         for g in w.choices[len(pre) : len(pre) + len(core)]:
@@ -147,26 +154,33 @@ def candidates(w: Word, freq: dict[str, float], s: CorrectionSettings) -> list[t
                 chars[k] = c
                 channel += math.log(max(v, 1e-3) / max(alts[k][0][1], 1e-3))
             cand = unicodedata.normalize("NFC", "".join(chars))
-            fc = freq.get(cand.lower(), 0.0)
-            if fc and cand not in seen:
-                seen.add(cand)
+            key = syllable_key(cand.lower())
+            fc = freq.get(key, 0.0)
+            if fc and key not in seen:
+                seen.add(key)
                 out.append((cand, math.log(fc) + s.channel_weight * channel))
-    if f0 and s.variant_penalty < math.inf:
+    if f0 and s.variant_penalty < math.inf and not name:
         for variant in tone_variants(core.lower()):
-            fv = freq.get(variant, 0.0)
-            cand = _recase(core, variant)
-            if fv and cand not in seen:
-                seen.add(cand)
-                out.append((cand, math.log(fv) - s.variant_penalty))
+            key = syllable_key(variant)
+            fv = freq.get(key, 0.0)
+            if fv and key not in seen:
+                seen.add(key)
+                out.append((_recase(core, spellings().get(key, variant)), math.log(fv) - s.variant_penalty))
     if not f0 and not core.isascii():
         # not a Vietnamese syllable although written with Vietnamese marks: its clearly most common
         # tone variant is a candidate too
-        ranked = sorted(((f, v) for v in tone_variants(core.lower()) if (f := freq.get(v, 0.0))), reverse=True)
+        by_key = {vk: spellings().get(vk, v) for v in tone_variants(core.lower()) if (vk := syllable_key(v))}
+        ranked = sorted(((f, v) for vk, v in by_key.items() if (f := freq.get(vk, 0.0))), reverse=True)
         if ranked and (len(ranked) == 1 or ranked[0][0] >= s.nonword_ratio * ranked[1][0]):
             cand = _recase(core, ranked[0][1])
-            if cand not in seen:
+            if syllable_key(ranked[0][1]) not in seen:
                 out.append((cand, math.log(ranked[0][0]) - math.log(s.nonword_ratio)))
     return out
+
+
+def _titled(w: Word) -> bool:
+    core = _split(w.text)[1]
+    return core[:1].isupper() and not core.isupper()
 
 
 def correct_words(words: list[Word], s: CorrectionSettings | None = None) -> list[str]:
@@ -189,7 +203,11 @@ def correct_words(words: list[Word], s: CorrectionSettings | None = None) -> lis
         while j + 1 < len(words) and not _split(words[j].text)[2] and not _split(words[j + 1].text)[0]:
             j += 1
         chain = words[i : j + 1]
-        cands = [candidates(w, freq, s) for w in chain]
+        names = [
+            _titled(w) and ((k > 0 and _titled(chain[k - 1])) or (k + 1 < len(chain) and _titled(chain[k + 1])))
+            for k, w in enumerate(chain)
+        ]
+        cands = [candidates(w, freq, s, name) for w, name in zip(chain, names, strict=True)]
         # Viterbi
         score = [sc for _, sc in cands[0]]
         back: list[list[int]] = []
@@ -198,7 +216,8 @@ def correct_words(words: list[Word], s: CorrectionSettings | None = None) -> lis
             for c, sc in cands[k]:
                 best_p, best_v = 0, -math.inf
                 for p, (pc, _) in enumerate(cands[k - 1]):
-                    v = score[p] + (s.pair_bonus if (pc.lower(), c.lower()) in pairs else 0.0)
+                    pair = (syllable_key(pc.lower()), syllable_key(c.lower()))
+                    v = score[p] + (s.pair_bonus if pair in pairs else 0.0)
                     if v > best_v:
                         best_p, best_v = p, v
                 new_score.append(best_v + sc)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ocr.lexicon import strip_tone, syllable_freq, syllable_pairs, tone_variants
+from ocr.lexicon import spellings, strip_tone, syllable_freq, syllable_key, syllable_pairs, tone_variants
 from ocr.postcorrect import (
     Word,
     apply_hocr_words,
@@ -19,7 +19,15 @@ def test_lexicon_is_installed() -> None:
     # correction silently weakens, so the test suite insists on them
     assert len(syllable_freq()) > 5000, "wordfreq's Vietnamese list is missing"
     assert len(syllable_pairs()) > 10000, "vi-words.txt missing: run scripts/setup.sh"
-    assert "quyền" in syllable_freq() and ("thế", "chấp") in syllable_pairs()
+    assert syllable_key("quyền") in syllable_freq()
+    assert (syllable_key("thế"), syllable_key("chấp")) in syllable_pairs()
+
+
+def test_tone_placement_does_not_matter() -> None:
+    # hóa/hoá, thủy/thuỷ are one syllable written two ways: one key, one frequency, one spelling
+    assert syllable_key("hóa") == syllable_key("hoá") != syllable_key("hoa")
+    assert syllable_key("thủy") == syllable_key("thuỷ") != syllable_key("thùy")
+    assert spellings()[syllable_key("hoá")] in {"hóa", "hoá"}
 
 
 def w(text: str, *alts: tuple[int, str, float], conf: float = 93.0) -> Word:
@@ -62,6 +70,18 @@ def test_syllable_pair_context() -> None:
     # punctuation between words cuts the context
     assert correct_words([w("Tòa"), w("án"), w("tôi", (1, "ố", 20.0)), w("cao.")]) == ["Tòa", "án", "tối", "cao."]
     assert correct_words([w("tôi,", (1, "ố", 20.0)), w("cao")]) == ["tôi,", "cao"]
+
+
+def test_valid_syllable_changed_only_with_word_context() -> None:
+    # no LSTM alternative at all: "khâu" is a valid syllable, but "xuất khẩu" is a word and "xuất khâu"
+    # is not, and "khẩu" is more common: the tone is restored
+    assert correct_words([w("xuất"), w("khâu,")]) == ["xuất", "khẩu,"]
+    assert correct_words([w("sự"), w("kiêm"), w("tra")]) == ["sự", "kiểm", "tra"]
+    # the same syllable on its own, or in a word it does form ("khâu vá"), is kept
+    assert correct_words([w("khâu")]) == ["khâu"]
+    assert correct_words([w("khâu"), w("vá")]) == ["khâu", "vá"]
+    # proper names are left to the LSTM's own alternatives: "tỉnh Thanh Hóa" is not "tỉnh thành"
+    assert correct_words([w("tỉnh"), w("Thanh"), w("Hóa")]) == ["tỉnh", "Thanh", "Hóa"]
 
 
 def test_lookalikes_and_nfc() -> None:
