@@ -209,15 +209,15 @@ def correct_words(words: list[Word], s: CorrectionSettings | None = None) -> lis
         ]
         cands = [candidates(w, freq, s, name) for w, name in zip(chain, names, strict=True)]
         # Viterbi
+        keys = [[syllable_key(c.lower()) for c, _ in cs] for cs in cands]
         score = [sc for _, sc in cands[0]]
         back: list[list[int]] = []
         for k in range(1, len(chain)):
             new_score, ptr = [], []
-            for c, sc in cands[k]:
+            for (_c, sc), ck in zip(cands[k], keys[k], strict=True):
                 best_p, best_v = 0, -math.inf
-                for p, (pc, _) in enumerate(cands[k - 1]):
-                    pair = (syllable_key(pc.lower()), syllable_key(c.lower()))
-                    v = score[p] + (s.pair_bonus if pair in pairs else 0.0)
+                for p, pk in enumerate(keys[k - 1]):
+                    v = score[p] + (s.pair_bonus if (pk, ck) in pairs else 0.0)
                     if v > best_v:
                         best_p, best_v = p, v
                 new_score.append(best_v + sc)
