@@ -96,7 +96,24 @@ def syllable_pairs() -> frozenset[tuple[str, str]]:
     for line in path.read_text(encoding="utf-8").splitlines():
         syl = [syllable_key(x) for x in unicodedata.normalize("NFC", line.strip().lower()).split()]
         pairs.update(zip(syl, syl[1:], strict=False))
-    return frozenset(pairs)
+    return frozenset(pairs | number_pairs())
+
+
+NUMBER = "<num>"  # the key of a token that starts with a digit (amounts, dates, article numbers)
+# Syllables that stand right after / right before a number in administrative text: currency and units,
+# counters, and the words that introduce a number. Domain knowledge, used as word-pair evidence like the
+# word list (``8.000.000 đông`` → ``đồng``, ``bản đồ sô 24`` → ``số``).
+AFTER_NUMBER = ("đồng", "triệu", "tỷ", "tỉ", "nghìn", "ngàn", "trăm", "năm", "tháng", "ngày", "giờ", "phút",
+                "người", "lần", "bản", "tờ", "trang", "hộ", "thửa", "tuổi")  # fmt: skip
+BEFORE_NUMBER = ("số", "ngày", "tháng", "năm", "điều", "khoản", "điểm", "thửa", "tờ", "lúc", "khu", "tổ", "ấp",
+                 "lô", "phòng", "lần", "mục", "chương", "phụ lục")  # fmt: skip
+
+
+def number_pairs() -> frozenset[tuple[str, str]]:
+    """Word pairs of a syllable with the :data:`NUMBER` key, from :data:`AFTER_NUMBER`/:data:`BEFORE_NUMBER`."""
+    after = {(NUMBER, syllable_key(w)) for w in AFTER_NUMBER}
+    before = {(syllable_key(w.split()[-1]), NUMBER) for w in BEFORE_NUMBER}
+    return frozenset(after | before)
 
 
 def strip_tone(syllable: str) -> str:

@@ -19,7 +19,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from ocr.lexicon import spellings, syllable_freq, syllable_key, syllable_pairs, tone_variants
+from ocr.lexicon import NUMBER, spellings, syllable_freq, syllable_key, syllable_pairs, tone_variants
 
 # characters Tesseract emits for Vietnamese letters that look the same
 LOOKALIKES = str.maketrans({"Ð": "Đ", "ð": "đ", "Ɖ": "Đ", "ɖ": "đ"})
@@ -178,6 +178,22 @@ def candidates(w: Word, freq: dict[str, float], s: CorrectionSettings, name: boo
     return out
 
 
+def _is_number(token: str) -> bool:
+    return token[:1].isdigit()
+
+
+def _ends_phrase(token: str) -> bool:
+    """Punctuation after the word cuts the context (a number's own dots and slashes do not)."""
+    if _is_number(token):
+        return token[-1] in ',;:)”"!?' or (token[-1] == "." and not token[-2:-1].isdigit())
+    return bool(_split(token)[2])
+
+
+def _joins(token: str) -> bool:
+    """The word continues the context of the previous one (no punctuation before it)."""
+    return _is_number(token) or not _split(token)[0]
+
+
 def _titled(w: Word) -> bool:
     core = _split(w.text)[1]
     return core[:1].isupper() and not core.isupper()
@@ -200,16 +216,22 @@ def correct_words(words: list[Word], s: CorrectionSettings | None = None) -> lis
     while i < len(words):
         # a chain: words joined without punctuation between them
         j = i
-        while j + 1 < len(words) and not _split(words[j].text)[2] and not _split(words[j + 1].text)[0]:
+        while j + 1 < len(words) and not _ends_phrase(words[j].text) and _joins(words[j + 1].text):
             j += 1
         chain = words[i : j + 1]
         names = [
             _titled(w) and ((k > 0 and _titled(chain[k - 1])) or (k + 1 < len(chain) and _titled(chain[k + 1])))
             for k, w in enumerate(chain)
         ]
-        cands = [candidates(w, freq, s, name) for w, name in zip(chain, names, strict=True)]
+        cands = [
+            candidates(w, freq, s, name)[:1] if _is_number(w.text) else candidates(w, freq, s, name)
+            for w, name in zip(chain, names, strict=True)
+        ]
         # Viterbi
-        keys = [[syllable_key(c.lower()) for c, _ in cs] for cs in cands]
+        keys = [
+            [NUMBER] if _is_number(w.text) else [syllable_key(c.lower()) for c, _ in cs]
+            for w, cs in zip(chain, cands, strict=True)
+        ]
         score = [sc for _, sc in cands[0]]
         back: list[list[int]] = []
         for k in range(1, len(chain)):

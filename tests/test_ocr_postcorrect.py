@@ -84,6 +84,16 @@ def test_valid_syllable_changed_only_with_word_context() -> None:
     assert correct_words([w("tỉnh"), w("Thanh"), w("Hóa")]) == ["tỉnh", "Thanh", "Hóa"]
 
 
+def test_numbers_give_context() -> None:
+    # an amount is followed by the currency, a number is introduced by "số"
+    assert correct_words([w("8.000.000.000"), w("đông,"), w("nợ")]) == ["8.000.000.000", "đồng,", "nợ"]
+    assert correct_words([w("bản"), w("đồ"), w("sô"), w("24/2018/DS-PT")]) == ["bản", "đồ", "số", "24/2018/DS-PT"]
+    # a number's own punctuation ends the context: "2017, đông" is left alone
+    assert correct_words([w("2017,"), w("đông")]) == ["2017,", "đông"]
+    # numbers themselves are never changed
+    assert correct_words([w("20"), w("tháng")]) == ["20", "tháng"]
+
+
 def test_lookalikes_and_nfc() -> None:
     assert postcorrect("ÐẤT ðai  \n") == "ĐẤT đai\n"
 
