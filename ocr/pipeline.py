@@ -206,8 +206,8 @@ def process_page(image: Image.Image, dpi: int | None = None, settings: OcrSettin
     noise = 0.0
     if s.clean:
         noise = estimate_noise(gray)
-        gray = flatten_illumination(gray)
         gray = remove_borders(gray)
+        gray = flatten_illumination(gray)
         lap("clean")
     rotation, skew, height = 0, 0.0, 0.0
     if s.orientation or s.deskew:

@@ -70,47 +70,88 @@ def ink_mask(gray: np.ndarray) -> np.ndarray:
 # --- borders -------------------------------------------------------------------------------------------
 
 
-def _edge_runs(dark: np.ndarray, limit: int) -> np.ndarray:
-    """Per row: how many pixels from the left edge are dark before the first light one (≤ *limit*)."""
-    light = dark[:, :limit] == 0
-    runs = np.where(light.any(axis=1), light.argmax(axis=1), limit)
-    # ragged scanner edges vary smoothly from row to row; isolated long runs are text or noise
-    return np.minimum(runs, cv2.medianBlur(runs.astype(np.uint8).reshape(-1, 1), 5).ravel()) if limit < 256 else runs
+def _edge_runs(dark: np.ndarray) -> np.ndarray:
+    """Per row: how many pixels from the left edge are dark before the first light one."""
+    light = dark == 0
+    return np.where(light.any(axis=1), light.argmax(axis=1), dark.shape[1])
 
 
-def remove_borders(gray: np.ndarray, max_fraction: float = 0.15, margin: int = 3) -> np.ndarray:
-    """Paint dark scanner borders and page edges (dark runs starting at the image edge) with the paper colour.
+def _side_border(
+    d: np.ndarray, paper: float, max_fraction: float, fringe: int, margin: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Border along the left edge of *d* (downscaled page): per row its width and the paper grey beside it."""
+    level = float(np.median(d[:, :3]))  # the outermost pixels: border grey, or paper when there is none
+    if level > 0.45 * paper:
+        return None
+    limit = min(255, max(4, int(d.shape[1] * max_fraction)))
+    band = d[:, :limit]
+    # the paper level near this edge, per row (a shadow along the edge darkens it): a high percentile of
+    # the band, smoothed along the side; rows that are border all along (corners) take the page's paper
+    local = np.percentile(band, 80, axis=1).astype(np.float32)
+    local = cv2.blur(local.reshape(-1, 1), (1, 31)).ravel()
+    local = np.where(local - level < 0.25 * (paper - level), paper, local)
+    dark = (band < (level + 0.5 * (local - level))[:, None]).astype(np.uint8)
+    runs = _edge_runs(dark)
+    runs = np.where(dark[:, 0] > 0, runs, 0)  # a border starts at the edge itself
+    # ragged edges vary smoothly from row to row; a run longer than its neighbours' is text touching it
+    runs = np.minimum(runs, cv2.medianBlur(runs.astype(np.uint8).reshape(-1, 1), 5).ravel())
+    if not runs.any():
+        return None
+    # the paper just beyond the border, per row: the fill colour (so flattening sees no step)
+    cols = np.minimum(runs[:, None] + fringe + np.arange(8)[None, :], d.shape[1] - 1)
+    beyond = np.median(np.take_along_axis(d, cols, axis=1), axis=1).astype(np.float32)
+    beyond = np.where(beyond < level + 0.5 * (local - level), local, beyond)
+    beyond = cv2.medianBlur(np.clip(beyond, 0, 255).astype(np.uint8).reshape(-1, 1), 31).ravel()
+    # the soft fringe (blur, JPEG): up to *fringe* more pixels still darker than that paper, then a margin
+    rows = np.arange(d.shape[0])
+    going = runs > 0
+    threshold = level + 0.75 * (beyond.astype(np.float32) - level)
+    for _ in range(fringe):
+        going &= d[rows, np.minimum(runs, d.shape[1] - 1)] < threshold
+        runs = runs + going
+    runs = np.where(runs > 0, np.minimum(runs + margin, d.shape[1]), 0)
+    return runs, beyond
 
-    Measured on a downscaled copy: for every row (and column) the dark run that starts at each edge,
-    up to *max_fraction* of the page, plus a *margin* for the soft fringe. Text never starts at the edge
-    of a scan, so it is kept. Best after :func:`flatten_illumination` (shadows already gone).
+
+def remove_borders(
+    gray: np.ndarray, max_fraction: float = 0.15, fringe: int = 2, margin: int = 3, side: int = 1000
+) -> np.ndarray:
+    """Paint dark scanner borders and page edges with the colour of the paper next to them.
+
+    Run on the scan as it is (before :func:`flatten_illumination`, which would turn a wide border into
+    grey texture). Measured on a copy downscaled to *side* px (noise averages out): an edge has a border
+    when its outermost pixels are darker than 45 % of the paper; then, per row (column), the border is
+    the run of pixels from the edge darker than halfway to the *local* paper grey (so a shadow along the
+    same edge is not mistaken for it), capped at *max_fraction* of the page and median-smoothed across
+    rows, plus its soft fringe and a *margin* (in downscaled pixels). It is filled with the paper grey
+    found just beyond it, so no step is left for Tesseract to read as a line. Pages without dark edges
+    are returned unchanged (the same array).
     """
-    small, _ = downscale(gray, 800)
+    small, _ = downscale(gray, side)
     paper = percentile(small, 90)
-    dark0 = (small < paper * 0.5).astype(np.uint8)
-    if not dark0.any():
-        return gray
-    # light specks of noise inside a border must not end its run
-    dark = np.asarray(cv2.morphologyEx(dark0, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)), np.uint8)
-    mask = np.zeros_like(dark)
-    for flip_x, transpose in ((False, False), (True, False), (False, True), (True, True)):
-        d = dark.T if transpose else dark
-        if flip_x:
-            d = d[:, ::-1]
-        limit = max(1, int(d.shape[1] * max_fraction))
-        runs = _edge_runs(np.ascontiguousarray(d), min(limit, 255))
-        if not runs.any():
+    mask = np.zeros(small.shape, np.uint8)
+    fill = np.zeros(small.shape, np.uint8)
+    for flip, transpose in ((False, False), (True, False), (False, True), (True, True)):
+        d = small.T if transpose else small
+        d = np.ascontiguousarray(d[:, ::-1] if flip else d)
+        found = _side_border(d, paper, max_fraction, fringe, margin)
+        if found is None:
             continue
-        runs = np.where(runs > 0, runs + margin, 0)
+        runs, beyond = found
         m = (np.arange(d.shape[1])[None, :] < runs[:, None]).astype(np.uint8)
-        if flip_x:
-            m = m[:, ::-1]
-        mask |= m.T if transpose else m
+        v = m * beyond[:, None]
+        if flip:
+            m, v = m[:, ::-1], v[:, ::-1]
+        if transpose:
+            m, v = m.T, v.T
+        mask |= m
+        fill = np.maximum(fill, v)
     if not mask.any():
         return gray
-    big = cv2.resize(mask, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_NEAREST)
+    h, w = gray.shape
+    where = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST) > 0
     out = gray.copy()
-    out[big > 0] = np.uint8(min(255, round(paper)))
+    out[where] = cv2.resize(fill, (w, h), interpolation=cv2.INTER_LINEAR)[where]
     return out
 
 

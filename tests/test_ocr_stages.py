@@ -130,6 +130,25 @@ def test_remove_ragged_dark_border(page: np.ndarray) -> None:
     assert np.array_equal(remove_borders(page), page)  # nothing to do on a clean page
 
 
+def test_border_beside_a_shadow_is_removed_and_the_shadowed_text_kept(page: np.ndarray) -> None:
+    """Scanner lid + gutter shadow on the same edge: only the border goes, filled like the paper beside it."""
+    framed = dark_border(shadow(page, darkest=0.5))
+    clean = remove_borders(framed)
+    assert clean[:, :20].min() > 100  # border (25) gone; shadowed paper here is ~128
+    assert np.array_equal(clean[150:-150, 150:-150], framed[150:-150, 150:-150])  # text in the shadow kept
+    # no step between the filled border and the paper beyond it (Tesseract would read a line there)
+    row = clean[400, :160].astype(int)
+    assert abs(row[:100].mean() - row[110:160].max()) < 20
+
+
+def test_text_touching_the_border_is_not_taken_with_it(page: np.ndarray) -> None:
+    framed = dark_border(page)
+    h, w = page.shape
+    framed[300:330, 55:400] = np.where(page[300:330, 200:545] < 128, 0, framed[300:330, 55:400])  # ink at the edge
+    clean = remove_borders(framed)
+    assert (clean[300:330, 130:400] < 128).sum() >= 0.9 * (framed[300:330, 130:400] < 128).sum()
+
+
 def test_flatten_shadow(page: np.ndarray) -> None:
     dark = shadow(page)
     flat = flatten_illumination(dark)
