@@ -22,6 +22,7 @@ EVAL = Path(__file__).resolve().parents[2] / "shared" / "ocr-eval"
 PAGES = [
     ("dev", "anle_552022AL_p05.png", 0, 1.0),  # clean render; measured 0.55 %
     ("dev/scan_sim", "anle_432021AL_p06.jpg", 180, 4.5),  # office scan turned 180°; measured 2.85 %
+    ("dev/scan_sim", "kk_New_54.2014.QH13_p02.jpg", 0, 0.8),  # dark border on 4 sides; 0.44 % (1.68 % with it read)
     ("synth", "synth_0010.jpg", 90, 0.5),  # synthetic scan turned 90°; measured 0.13 %
 ]
 
