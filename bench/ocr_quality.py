@@ -151,7 +151,7 @@ def main() -> None:
                     wn += len(gt.split())
                     secs.append(s)
                     if args.save_dir:
-                        d = args.save_dir / config / set_name
+                        d = args.save_dir / config / set_name.strip("/").replace("/", "_")  # never into the set
                         d.mkdir(parents=True, exist_ok=True)
                         (d / (Path(path).stem + ".txt")).write_text(text, encoding="utf-8")
                 rows.append((set_name, config, 100 * ce / cn, 100 * we / wn, statistics.median(secs), len(pages)))
