@@ -3,8 +3,8 @@
     .venv/bin/python bench/ocr_quality.py [--sets dev dev/scan_sim synth sev2] [--configs raw-debian raw-best sohoa]
                                           [--jobs 2] [--limit N] [--save-dir bench/out/pred]
 
-Configurations measured in the same run on the same pages (one tesseract thread per page, --jobs pages
-in parallel):
+Configurations measured in the same run on the same pages, interleaved page by page (one tesseract
+thread per page, --jobs pages in parallel; `--ocr-option psm=4` passes an OcrSettings field to sohoa):
   raw-debian  `tesseract IMG - -l vie` with Debian's model
   raw-best    the same with the tessdata_best (int) model
   sohoa       the sohoa pipeline (ocr.process_page: cleanup, orientation, deskew, OCR, post-correction)
@@ -18,6 +18,7 @@ The ground truth is only read to score; nothing in sohoa is derived from it.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -104,9 +105,10 @@ def run_one(args: tuple[str, str]) -> tuple[str, str, float]:
     else:
         from PIL import Image
 
-        from ocr import process_page
+        from ocr import OcrSettings, process_page
 
-        text = process_page(Image.open(img), 300).text
+        opts = json.loads(os.environ.get("SOHOA_BENCH_OCR_OPTIONS", "{}"))
+        text = process_page(Image.open(img), 300, OcrSettings(**opts)).text
     return path, text, time.perf_counter() - t
 
 
@@ -117,7 +119,13 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--save-dir", type=Path)
+    ap.add_argument("--ocr-option", action="append", default=[], metavar="NAME=VALUE",
+                    help="an OcrSettings field for sohoa (JSON value), e.g. psm=4")  # fmt: skip
     args = ap.parse_args()
+    opts = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.ocr_option)}
+    os.environ["SOHOA_BENCH_OCR_OPTIONS"] = json.dumps(opts)  # read by the worker processes
+    if opts:
+        print(f"sohoa options: {opts}")
     from ocr.tesseract import resolve_model
 
     ocrmypdf_ok = bool(ocrmypdf_bin() and shutil.which("unpaper"))
@@ -138,8 +146,11 @@ def main() -> None:
     with ProcessPoolExecutor(args.jobs) as pool:
         for set_name in args.sets:
             pages = pages_of(set_name)[: args.limit or None]
-            for config in configs:
-                results = list(pool.map(run_one, [(config, str(p)) for p in pages]))
+            # the configurations interleaved page by page, so that a machine slowing down or speeding up
+            # during the run weighs on all of them alike (the time ratios are the figures that matter)
+            done = list(pool.map(run_one, [(c, str(p)) for p in pages for c in configs]))
+            for k, config in enumerate(configs):
+                results = done[k :: len(configs)]
                 ce = cn = we = wn = 0
                 secs = []
                 for path, text, s in results:

@@ -41,3 +41,11 @@ def scale_hocr(hocr: str, factor: float, dpi: int | None = None, factor_y: float
     if dpi:
         out = _SCAN_RES.sub(f"scan_res {dpi} {dpi}", out)
     return out
+
+
+_WORD_BOX = re.compile(r"<span class=['\"]ocrx_word['\"][^>]*?bbox (\d+) (\d+) (\d+) (\d+); x_wconf (\d+)")
+
+
+def parse_hocr_boxes(hocr: str, min_conf: int = 0) -> list[tuple[int, int, int, int]]:
+    """Word boxes (x0, y0, x1, y1) of an hOCR page whose confidence is at least *min_conf*."""
+    return [(int(a), int(b), int(c), int(d)) for a, b, c, d, k in _WORD_BOX.findall(hocr) if int(k) >= min_conf]

@@ -10,13 +10,13 @@ import logging
 import time
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from ocr.hocr import parse_hocr_confidence, scale_hocr
+from ocr.hocr import parse_hocr_boxes, parse_hocr_confidence, scale_hocr
 from ocr.pdf import graft_text_layer
 from ocr.postcorrect import (
     CorrectionSettings,
@@ -39,6 +39,7 @@ from ocr.stages import (
     remove_borders,
     rotate_bound,
     rotate_right_angle,
+    text_coverage,
     to_gray,
 )
 from ocr.tesseract import TesseractOutput, resolve_model, run_osd, run_tesseract
@@ -74,6 +75,14 @@ class OcrSettings:
     # hOCR keep full resolution. Text far outside body size is scaled towards it. 0 disables.
     ocr_dpi: int = 180
     ocr_scale: float = 0.0  # > 0: force this factor instead
+    # reading check: share of the page's letter-sized ink inside words read at ≥ coverage_conf. Below
+    # min_coverage (a paragraph lost to Tesseract's page layout: taken for a picture, or split into wrong
+    # columns) the page is read once more with fallback_psm (4: one column of text of variable sizes) and
+    # the reading that covers more is kept; 0 disables. A page still below low_coverage is flagged.
+    min_coverage: float = 0.95
+    fallback_psm: int = 4
+    coverage_conf: int = 40
+    low_coverage: float = 0.9
 
 
 @dataclass
@@ -93,6 +102,8 @@ class PageResult:
     height: int
     model: str
     timings: dict[str, float] = field(default_factory=dict)
+    text_coverage: float = 1.0  # share of the page's letter-sized ink inside confidently read words
+    psm: int = 3  # Tesseract page segmentation mode of the reading kept
     image: np.ndarray = field(default_factory=lambda: np.zeros((1, 1), np.uint8), repr=False)
 
 
@@ -238,6 +249,18 @@ def process_page(image: Image.Image, dpi: int | None = None, settings: OcrSettin
             rotation = (rotation + best) % 360
             out = _recognise(gray, eff_dpi, height, tessdata, s, lap)
             conf, words = parse_hocr_confidence(out.hocr)
+    psm = s.psm
+    coverage = text_coverage(gray, parse_hocr_boxes(out.hocr, s.coverage_conf))
+    if s.min_coverage and s.fallback_psm != s.psm and coverage < s.min_coverage:
+        other = _recognise(gray, eff_dpi, height, tessdata, replace(s, psm=s.fallback_psm), lap)
+        other_coverage = text_coverage(gray, parse_hocr_boxes(other.hocr, s.coverage_conf))
+        log.info("reading check: psm %d read %.0f%% of the letters, psm %d %.0f%% → psm %d kept", s.psm,
+                 100 * coverage, s.fallback_psm, 100 * other_coverage,
+                 s.fallback_psm if other_coverage > coverage + 0.02 else s.psm)  # fmt: skip
+        if other_coverage > coverage + 0.02:
+            out, coverage, psm = other, other_coverage, s.fallback_psm
+            conf, words = parse_hocr_confidence(out.hocr)
+    lap("check")
     hocr = out.hocr
     choices = s.postcorrect and s.lexicon_correction
     raw = unicodedata.normalize("NFC", out.text)
@@ -255,7 +278,7 @@ def process_page(image: Image.Image, dpi: int | None = None, settings: OcrSettin
         pdf=out.pdf,
         mean_confidence=round(conf, 2),
         word_count=words,
-        low_confidence=words == 0 or conf < s.low_confidence,
+        low_confidence=words == 0 or conf < s.low_confidence or coverage < s.low_coverage,
         rotation=rotation,
         skew=skew,
         dpi=eff_dpi,
@@ -264,5 +287,7 @@ def process_page(image: Image.Image, dpi: int | None = None, settings: OcrSettin
         height=int(gray.shape[0]),
         model=model,
         timings=t,
+        text_coverage=round(coverage, 4),
+        psm=psm,
         image=gray,
     )

@@ -388,3 +388,32 @@ def text_height(mask: np.ndarray) -> float:
     lo, hi = np.percentile(hs[sel], (35, 65))
     mid = hs[sel][(hs[sel] >= lo) & (hs[sel] <= hi)]
     return float(mid.mean())
+
+
+# --- reading check -------------------------------------------------------------------------------------
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in the image's pixels
+
+
+def text_coverage(gray: np.ndarray, words: list[Box], side: int = ANALYSIS_SIDE) -> float:
+    """Share of the page's letter-sized ink (by area) whose centre lies inside one of the *words* boxes.
+
+    The check that Tesseract's page layout read the whole page: a block it took for a picture, or a
+    paragraph lost to a wrong column split, leaves letters outside every word box. 1.0 when the page
+    has no letter-sized ink.
+    """
+    small, f = downscale(gray, side)
+    m = text_mask(small)
+    _, _, stats, cen = cv2.connectedComponentsWithStats(m, connectivity=8)
+    hs, ws, area = stats[1:, 3], stats[1:, 2], stats[1:, 4]
+    big = max(small.shape)
+    sel = (hs >= 3) & (hs <= big / 25) & (ws <= big / 15) & (area >= 4)  # letters, not specks or rules
+    if not sel.any():
+        return 1.0
+    inside = np.zeros(small.shape, bool)
+    for x0, y0, x1, y1 in words:
+        inside[int(y0 * f) : int(y1 * f) + 1, int(x0 * f) : int(x1 * f) + 1] = True
+    cx = np.clip(cen[1:, 0][sel].astype(int), 0, small.shape[1] - 1)
+    cy = np.clip(cen[1:, 1][sel].astype(int), 0, small.shape[0] - 1)
+    weights = area[sel].astype(np.float64)
+    return float((weights * inside[cy, cx]).sum() / weights.sum())

@@ -49,6 +49,7 @@ class PageInfo:
     skew: float = 0.0
     low_dpi: bool = False
     seconds: float = 0.0
+    text_coverage: float = 1.0  # share of the page's letters inside confidently read words (reading check)
 
 
 @dataclass

@@ -29,7 +29,8 @@ from ocr import (
     rotate_right_angle,
     to_gray,
 )
-from ocr.hocr import scale_hocr
+from ocr.hocr import parse_hocr_boxes, scale_hocr
+from ocr.stages import text_coverage
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 LINES = [
@@ -233,6 +234,36 @@ def test_process_page_end_to_end_turned_skewed_shadowed_framed() -> None:
         assert [(int(i.Width), int(i.Height)) for i in images] == [(res.width, res.height)]
         ops = [str(op.operator) for op in pikepdf.parse_content_stream(pdf.pages[0])]
         assert "Do" in ops and "BT" in ops and "Tr" in ops  # image drawn, then the (invisible) text
+
+
+def line_boxes(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Boxes of the rendered text lines (rows with ink), as a reading that found every line would give."""
+    rows = (gray < 128).any(axis=1)
+    edges = np.flatnonzero(np.diff(np.r_[0, rows.astype(np.int8), 0]))
+    return [(0, int(a), gray.shape[1], int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def test_text_coverage_counts_the_letters_outside_every_word(page: np.ndarray) -> None:
+    boxes = line_boxes(page)
+    assert len(boxes) >= 20
+    assert text_coverage(page, boxes) > 0.98
+    assert text_coverage(page, []) == 0.0
+    half = text_coverage(page, boxes[: len(boxes) // 2])
+    assert 0.35 < half < 0.65, half  # the other paragraph was lost
+    rng = np.random.default_rng(5)
+    noisy = page.copy()
+    noisy[rng.random(page.shape) < 0.002] = 0  # specks are not letters
+    assert text_coverage(noisy, boxes) > 0.97
+    assert text_coverage(np.full((800, 600), 255, np.uint8), []) == 1.0  # nothing to read
+
+
+def test_parse_hocr_boxes_by_confidence() -> None:
+    hocr = (
+        "<span class='ocrx_word' id='word_1_1' title='bbox 10 20 110 60; x_wconf 96'>Hồ</span>"
+        "<span class='ocrx_word' id='word_1_2' title='bbox 120 20 200 60; x_wconf 12'>~</span>"
+    )
+    assert parse_hocr_boxes(hocr) == [(10, 20, 110, 60), (120, 20, 200, 60)]
+    assert parse_hocr_boxes(hocr, 40) == [(10, 20, 110, 60)]
 
 
 def test_blank_page_is_flagged_low_confidence() -> None:

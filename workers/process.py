@@ -89,6 +89,7 @@ def process_document(ctx: Context, doc_id: str) -> None:
                         skew=round(res.skew, 2),
                         low_dpi=res.dpi < ctx.settings.min_dpi_warning,
                         seconds=round(time.perf_counter() - tp, 3),
+                        text_coverage=res.text_coverage,
                     )
                 )
                 texts.append(PageText(n, res.text))
