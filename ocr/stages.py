@@ -417,3 +417,23 @@ def text_coverage(gray: np.ndarray, words: list[Box], side: int = ANALYSIS_SIDE)
     cy = np.clip(cen[1:, 1][sel].astype(int), 0, small.shape[0] - 1)
     weights = area[sel].astype(np.float64)
     return float((weights * inside[cy, cx]).sum() / weights.sum())
+
+
+def edge_width(gray: np.ndarray) -> float:
+    """Mean width in pixels of the ink/paper transitions in the middle of the page: how blurred it is.
+
+    Pixels between 20 % and 80 % of the way from ink to paper, per pixel of the ink's outline (Otsu),
+    on the central two thirds: ≈ 0.5 on a sharp render at 300 dpi, 1–2 on office scans, ≥ 2.5 on a
+    blurred copy or fax. 0.0 when there is no ink.
+    """
+    h, w = gray.shape
+    c = gray[h // 6 : 5 * h // 6, w // 6 : 5 * w // 6]
+    _, m = cv2.threshold(c, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    dark = m > 0
+    if not dark.any() or dark.all():
+        return 0.0
+    ink, paper = percentile(c, 10, dark), percentile(c, 90, ~dark)
+    lo, hi = ink + 0.2 * (paper - ink), ink + 0.8 * (paper - ink)
+    mid = int(np.count_nonzero((c > lo) & (c < hi)))
+    outline = int(np.count_nonzero(dark & (cv2.erode(m, np.ones((3, 3), np.uint8)) == 0)))
+    return mid / max(outline, 1)

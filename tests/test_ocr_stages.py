@@ -30,7 +30,8 @@ from ocr import (
     to_gray,
 )
 from ocr.hocr import parse_hocr_boxes, scale_hocr
-from ocr.stages import text_coverage
+from ocr.pipeline import ocr_scale
+from ocr.stages import edge_width, text_coverage
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 LINES = [
@@ -255,6 +256,17 @@ def test_text_coverage_counts_the_letters_outside_every_word(page: np.ndarray) -
     noisy[rng.random(page.shape) < 0.002] = 0  # specks are not letters
     assert text_coverage(noisy, boxes) > 0.97
     assert text_coverage(np.full((800, 600), 255, np.uint8), []) == 1.0  # nothing to read
+
+
+def test_edge_width_measures_blur_and_picks_the_reading_resolution() -> None:
+    sharp = render(dpi=300)
+    blurred = cv2.GaussianBlur(sharp, (0, 0), 2.5)
+    assert edge_width(sharp) < 1.0 < edge_width(cv2.GaussianBlur(sharp, (0, 0), 1.0)) < 2.2 < edge_width(blurred)
+    assert edge_width(np.full((600, 400), 255, np.uint8)) == 0.0
+    s = OcrSettings()
+    assert ocr_scale(s, 300, 0.0, edge_width(sharp)) == pytest.approx(180 / 300)
+    assert ocr_scale(s, 300, 0.0, edge_width(blurred)) == pytest.approx(130 / 300)
+    assert ocr_scale(s, 600, 0.0, 3.0) == pytest.approx(180 / 600)  # 1.5 px at 300 dpi: not blurred
 
 
 def test_parse_hocr_boxes_by_confidence() -> None:
