@@ -34,6 +34,7 @@ from ocr.stages import (
     downscale,
     edge_width,
     estimate_noise,
+    estimate_specks,
     flatten_illumination,
     normalize_contrast,
     normalize_dpi,
@@ -76,10 +77,13 @@ class OcrSettings:
     # hOCR keep full resolution. Text far outside body size is scaled towards it. 0 disables.
     ocr_dpi: int = 180
     ocr_scale: float = 0.0  # > 0: force this factor instead
-    # a blurred page (ink edges ≥ blurred_edge_width px wide at 300 dpi: copies of copies, faxes, low-res
-    # scans) is read at blurred_ocr_dpi instead: 0.62 % CER at 130 dpi vs 1.24 % at 180 on 34 such pages
-    blurred_edge_width: float = 2.2
-    blurred_ocr_dpi: int = 130
+    # a page with salt-and-pepper specks (≤ 3 px ink components per pixel, `estimate_specks`) above this is
+    # median-filtered even when its grain noise is low; 1 disables
+    speck_threshold: float = 0.0008
+    # a blurred page (copies of copies, faxes, low-resolution scans) is read at a lower resolution: ink
+    # edges ≥ 2.2 px wide at 300 dpi (`edge_width`) at 130 dpi, ≥ 3.2 px at 110 dpi (measured in docs/ocr.md:
+    # 34 blurred pages 1.24 % CER at 180 dpi → 0.62 % at 130; above 3.2 px 307 → 208 errors at 110)
+    blur_dpi: tuple[tuple[float, int], ...] = ((2.2, 130), (3.2, 110))
     # reading check: share of the page's letter-sized ink inside words read at ≥ coverage_conf. Below
     # min_coverage (a paragraph lost to Tesseract's page layout: taken for a picture, or split into wrong
     # columns) the page is read once more with fallback_psm (4: one column of text of variable sizes) and
@@ -173,8 +177,11 @@ def ocr_scale(s: OcrSettings, dpi: int, text_height: float, edge: float = 0.0) -
         return min(1.0, s.ocr_scale)
     if s.ocr_dpi <= 0:
         return 1.0
-    blurred = s.blurred_ocr_dpi > 0 and edge * 300 / dpi >= s.blurred_edge_width
-    scale = (s.blurred_ocr_dpi if blurred else s.ocr_dpi) / dpi
+    target = s.ocr_dpi
+    for width, blur_dpi in s.blur_dpi:
+        if edge * 300 / dpi >= width:
+            target = blur_dpi
+    scale = target / dpi
     size = text_height * 300 / dpi / BODY_TEXT_HEIGHT  # 1.0 = body text; blur reads up to ~1.4
     if size > 2.0:
         scale *= 2.0 / size
@@ -227,9 +234,10 @@ def process_page(image: Image.Image, dpi: int | None = None, settings: OcrSettin
     gray, mode = to_gray(image)
     gray, eff_dpi = normalize_dpi(gray, dpi)
     lap("load")
-    noise = 0.0
+    noise = specks = 0.0
     if s.clean:
         noise = estimate_noise(gray)
+        specks = estimate_specks(gray)
         gray = remove_borders(gray)
         gray = flatten_illumination(gray)
         lap("clean")
@@ -243,7 +251,7 @@ def process_page(image: Image.Image, dpi: int | None = None, settings: OcrSettin
         gray = rotate_bound(rotate_right_angle(gray, rotation), skew)
         lap("deskew")
     if s.clean:
-        gray = denoise(gray, noise)
+        gray = denoise(gray, noise, specks, speck_threshold=s.speck_threshold)
         gray = normalize_contrast(gray)
     edge = edge_width(gray)
     lap("clean")

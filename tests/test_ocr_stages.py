@@ -31,7 +31,7 @@ from ocr import (
 )
 from ocr.hocr import parse_hocr_boxes, scale_hocr
 from ocr.pipeline import ocr_scale
-from ocr.stages import edge_width, text_coverage
+from ocr.stages import edge_width, estimate_specks, text_coverage
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 LINES = [
@@ -176,6 +176,22 @@ def test_denoise_and_contrast(page: np.ndarray) -> None:
     assert stretched[ink].mean() < 60 and stretched[paper].mean() > 225
 
 
+def test_specks_are_measured_and_filtered_out() -> None:
+    page = render(dpi=300)
+    rng = np.random.default_rng(7)
+    pepper = page.copy()
+    pepper[(rng.random(page.shape) < 0.003) & (page > 200)] = 0  # 0.3 % salt-and-pepper on the paper
+    assert estimate_specks(page) == 0.0
+    assert estimate_specks(pepper) > 0.0015
+    assert estimate_noise(pepper) < 1.5  # the Laplacian noise estimate does not see them
+    clean = denoise(pepper)  # median 3×3, although the grain noise is low
+    assert estimate_specks(clean) < estimate_specks(pepper) / 10
+    ink = page < 128
+    assert np.mean((clean < 128) == ink) > 0.995  # the letters stay
+    assert np.array_equal(denoise(page), page)  # a clean page passes unchanged
+    assert np.array_equal(denoise(pepper, speck_threshold=1.0), pepper)
+
+
 @pytest.mark.parametrize("turn", [0, 90, 180, 270])
 def test_orientation_from_line_geometry(page: np.ndarray, turn: int) -> None:
     turned = skew(turn_anticlockwise(page, turn), 2.0) if turn in (0, 180) else turn_anticlockwise(page, turn)
@@ -266,6 +282,7 @@ def test_edge_width_measures_blur_and_picks_the_reading_resolution() -> None:
     s = OcrSettings()
     assert ocr_scale(s, 300, 0.0, edge_width(sharp)) == pytest.approx(180 / 300)
     assert ocr_scale(s, 300, 0.0, edge_width(blurred)) == pytest.approx(130 / 300)
+    assert ocr_scale(s, 300, 0.0, 3.5) == pytest.approx(110 / 300)  # very blurred
     assert ocr_scale(s, 600, 0.0, 3.0) == pytest.approx(180 / 600)  # 1.5 px at 300 dpi: not blurred
 
 
