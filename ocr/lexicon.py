@@ -96,7 +96,7 @@ def syllable_pairs() -> frozenset[tuple[str, str]]:
     for line in path.read_text(encoding="utf-8").splitlines():
         syl = [syllable_key(x) for x in unicodedata.normalize("NFC", line.strip().lower()).split()]
         pairs.update(zip(syl, syl[1:], strict=False))
-    return frozenset(pairs | number_pairs())
+    return frozenset(pairs | number_pairs() | domain_pairs())
 
 
 NUMBER = "<num>"  # the key of a token that starts with a digit (amounts, dates, article numbers)
@@ -107,6 +107,27 @@ AFTER_NUMBER = ("đồng", "triệu", "tỷ", "tỉ", "nghìn", "ngàn", "trăm"
                 "người", "lần", "bản", "tờ", "trang", "hộ", "thửa", "tuổi")  # fmt: skip
 BEFORE_NUMBER = ("số", "ngày", "tháng", "năm", "điều", "khoản", "điểm", "thửa", "tờ", "lúc", "khu", "tổ", "ấp",
                  "lô", "phòng", "lần", "mục", "chương", "phụ lục")  # fmt: skip
+
+
+# Terms of one-stop-centre dossiers (land, civil status, business, construction procedures) whose syllable
+# pairs the general word list lacks (`thửa đất`, `tờ bản đồ`, `tặng cho`, `cấp đổi`): domain knowledge, used
+# as word-pair evidence like the word list.
+DOMAIN_PHRASES = (
+    "thửa đất", "tờ bản đồ", "bản đồ địa chính", "quyền sử dụng đất", "người sử dụng đất", "mục đích sử dụng",
+    "tài sản gắn liền với đất", "trích đo", "trích lục", "tặng cho", "cấp đổi", "cấp lại", "căn cước công dân",
+    "chứng minh nhân dân", "hộ gia đình", "hộ kinh doanh", "giấy phép xây dựng", "văn phòng đăng ký",
+    "bộ phận một cửa", "một cửa liên thông", "trả kết quả", "hẹn trả", "thủ tục hành chính", "dịch vụ công",
+    "cải cách hành chính", "thành phần hồ sơ", "ủy ban nhân dân", "phó chủ tịch",
+)  # fmt: skip
+
+
+def domain_pairs() -> frozenset[tuple[str, str]]:
+    """Adjacent syllable pairs of :data:`DOMAIN_PHRASES`."""
+    out: set[tuple[str, str]] = set()
+    for phrase in DOMAIN_PHRASES:
+        syl = [syllable_key(x) for x in phrase.split()]
+        out.update(zip(syl, syl[1:], strict=False))
+    return frozenset(out)
 
 
 def number_pairs() -> frozenset[tuple[str, str]]:

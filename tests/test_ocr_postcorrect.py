@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ocr.lexicon import spellings, strip_tone, syllable_freq, syllable_key, syllable_pairs, tone_variants
 from ocr.postcorrect import (
     Word,
@@ -132,3 +134,16 @@ def test_strip_choices_and_write_back() -> None:
     assert "x_wconf 96'>quyền" in fixed and "x_wconf 91'>Đ&amp;C" in fixed
     assert apply_words("quyên  sử\nĐ&C\n", ["quyên", "sử", "Đ&C"], ["quyền", "sử", "Đ&C"]) == "quyền  sử\nĐ&C\n"
     assert apply_words("a b", ["a"], ["x"]) == "a b"  # tokens do not match: unchanged
+
+
+def test_domain_phrases_give_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One-stop-centre terms missing from the general word list (`tờ bản đồ`, `trích đo`) are pair evidence."""
+    import sys
+
+    from ocr.lexicon import domain_pairs, syllable_pairs
+
+    words = [[w("tờ"), w("bán", (1, "ả", 40.0)), w("đồ")], [w("trích"), w("đồ", (1, "o", 40.0))]]
+    assert [correct_words(ws) for ws in words] == [["tờ", "bản", "đồ"], ["trích", "đo"]]
+    general = syllable_pairs() - domain_pairs()
+    monkeypatch.setattr(sys.modules["ocr.postcorrect"], "syllable_pairs", lambda: general)
+    assert [correct_words(ws) for ws in words] == [["tờ", "bán", "độ"], ["trích", "đồ"]]  # without them
