@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import unicodedata
+from collections.abc import Iterable
 from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
@@ -92,11 +93,17 @@ def syllable_pairs() -> frozenset[tuple[str, str]]:
     if path is None:
         log.warning("no Vietnamese word list (vi-words.txt): post-correction without syllable-pair context")
         return frozenset()
+    words = path.read_text(encoding="utf-8").splitlines()
+    return _adjacent_pairs(words) | number_pairs() | domain_pairs()
+
+
+def _adjacent_pairs(phrases: Iterable[str]) -> frozenset[tuple[str, str]]:
+    """Adjacent syllable pairs (as :func:`syllable_key`) of multi-syllable words or phrases."""
     pairs: set[tuple[str, str]] = set()
-    for line in path.read_text(encoding="utf-8").splitlines():
-        syl = [syllable_key(x) for x in unicodedata.normalize("NFC", line.strip().lower()).split()]
+    for phrase in phrases:
+        syl = [syllable_key(x) for x in unicodedata.normalize("NFC", phrase.strip().lower()).split()]
         pairs.update(zip(syl, syl[1:], strict=False))
-    return frozenset(pairs | number_pairs() | domain_pairs())
+    return frozenset(pairs)
 
 
 NUMBER = "<num>"  # the key of a token that starts with a digit (amounts, dates, article numbers)
@@ -123,11 +130,7 @@ DOMAIN_PHRASES = (
 
 def domain_pairs() -> frozenset[tuple[str, str]]:
     """Adjacent syllable pairs of :data:`DOMAIN_PHRASES`."""
-    out: set[tuple[str, str]] = set()
-    for phrase in DOMAIN_PHRASES:
-        syl = [syllable_key(x) for x in phrase.split()]
-        out.update(zip(syl, syl[1:], strict=False))
-    return frozenset(out)
+    return _adjacent_pairs(DOMAIN_PHRASES)
 
 
 def number_pairs() -> frozenset[tuple[str, str]]:

@@ -276,10 +276,10 @@ def process_page(image: Image.Image, dpi: int | None = None, settings: OcrSettin
     if s.min_coverage and s.fallback_psm != s.psm and coverage < s.min_coverage:
         other = _recognise(gray, eff_dpi, height, edge, tessdata, replace(s, psm=s.fallback_psm), lap)
         other_coverage = text_coverage(gray, parse_hocr_boxes(other.hocr, s.coverage_conf))
+        better = other_coverage > coverage + 0.02
         log.info("reading check: psm %d read %.0f%% of the letters, psm %d %.0f%% → psm %d kept", s.psm,
-                 100 * coverage, s.fallback_psm, 100 * other_coverage,
-                 s.fallback_psm if other_coverage > coverage + 0.02 else s.psm)  # fmt: skip
-        if other_coverage > coverage + 0.02:
+                 100 * coverage, s.fallback_psm, 100 * other_coverage, s.fallback_psm if better else s.psm)  # fmt: skip
+        if better:
             out, coverage, psm = other, other_coverage, s.fallback_psm
             conf, words = parse_hocr_confidence(out.hocr)
     lap("check")
