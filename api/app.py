@@ -14,12 +14,13 @@ from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from api.docs import add_offline_docs
 from ingest import InputError, UploadItem, accept_batch
 from ingest.service import Accepted, BatchError
 from sohoa import __version__
 from sohoa.context import Context, output_key, page_key
 from sohoa.models import Manifest, SearchQuery
-from sohoa.settings import Settings
+from sohoa.settings import Settings, mask_url
 from sohoa.text import nfc
 from storage import NotFound
 from workers.queue import QueueError
@@ -75,7 +76,10 @@ def create_app(
         version=__version__,
         description="Số hóa hồ sơ TTHC: upload scans, OCR them into Vietnamese, search, count digitization.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    add_offline_docs(app)
 
     def C(request: Request) -> Context:  # noqa: N802
         return request.app.state.ctx
@@ -84,7 +88,17 @@ def create_app(
         try:
             return C(request).load_manifest(doc_id)
         except NotFound:
-            raise HTTPException(404, {"message": f"no document {doc_id}"}) from None
+            raise HTTPException(404, {"message": f"không có tài liệu {doc_id} (no such document)"}) from None
+
+    def load_page(request: Request, doc_id: str, number: int) -> Manifest:
+        """The document, if it has page *number* (404 with the page count otherwise)."""
+        m = load(request, doc_id)
+        last = m.page_count or m.declared_pages
+        if not 1 <= number <= max(last, 1):
+            raise HTTPException(
+                404, {"message": f"tài liệu chỉ có {last} trang, không có trang {number} (no such page)"}
+            )
+        return m
 
     def blob(request: Request, key: str, media_type: str, filename: str | None = None) -> Response:
         try:
@@ -103,7 +117,12 @@ def create_app(
         c = C(request)
         c.store.check()
         c.index.check()
-        return {"status": "ok", "storage": c.store.url, "index": c.index.url, "broker": settings.broker_url}
+        return {
+            "status": "ok",
+            "storage": mask_url(c.store.url),
+            "index": mask_url(c.index.url),
+            "broker": mask_url(settings.broker_url),
+        }
 
     @app.post("/documents", status_code=202)
     def upload(
@@ -199,21 +218,25 @@ def create_app(
 
     @app.get("/documents/{doc_id}/pages/{number}")
     def page_image(request: Request, doc_id: str, number: int) -> Response:
-        load(request, doc_id)
+        load_page(request, doc_id, number)
         return blob(request, page_key(doc_id, number, "jpg"), "image/jpeg")
 
     @app.get("/documents/{doc_id}/pages/{number}/text")
     def page_text(request: Request, doc_id: str, number: int) -> Response:
-        load(request, doc_id)
+        load_page(request, doc_id, number)
         return blob(request, page_key(doc_id, number, "txt"), "text/plain; charset=utf-8")
 
     @app.get("/documents/{doc_id}/pages/{number}/hocr")
     def page_hocr(request: Request, doc_id: str, number: int) -> Response:
-        load(request, doc_id)
+        load_page(request, doc_id, number)
         return blob(request, page_key(doc_id, number, "hocr"), "text/html; charset=utf-8")
 
     def _search(request: Request, q: str, **filters: Any) -> dict[str, Any]:
-        sq = SearchQuery(q=nfc(q), **filters)
+        try:
+            norm: dict[str, Any] = {k: nfc(v) if isinstance(v, str) else v for k, v in filters.items()}
+            sq = SearchQuery(q=nfc(q), **norm)
+        except ValueError as e:
+            raise HTTPException(422, {"message": str(e)}) from None
         return C(request).index.search(sq).to_dict()
 
     @app.get("/search")
@@ -223,8 +246,8 @@ def create_app(
         dossier_code: str | None = None,
         kind: str | None = None,
         unit: str | None = None,
-        date_from: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")] = None,
-        date_to: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")] = None,
+        date_from: Annotated[str | None, Query(description="YYYY-MM-DD, inclusive (received date)")] = None,
+        date_to: Annotated[str | None, Query(description="YYYY-MM-DD, inclusive")] = None,
         page: Annotated[int, Query(ge=1)] = 1,
         size: Annotated[int, Query(ge=1, le=100)] = 10,
     ) -> dict[str, Any]:
@@ -374,7 +397,7 @@ def create_app(
 
     @app.get("/view/{doc_id}/{number}", response_class=HTMLResponse, include_in_schema=False)
     def view(request: Request, doc_id: str, number: int, q: str = "") -> HTMLResponse:
-        m = load(request, doc_id)
+        m = load_page(request, doc_id, number)
         try:
             txt = C(request).store.get_bytes(page_key(doc_id, number, "txt")).decode("utf-8")
         except NotFound:

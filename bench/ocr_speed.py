@@ -58,6 +58,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
     folder = EVAL / args.set
+    if not folder.is_dir():
+        raise SystemExit(f"no evaluation set {folder}: needs ../shared/ocr-eval, or --set /abs/folder")
     pages = sorted(p for p in folder.iterdir() if p.suffix in (".png", ".jpg"))[: args.pages]
     configs = ["raw-best", "raw-best-all", "sohoa"]
     print(f"{len(pages)} pages of {args.set}, {args.jobs} at a time, one Tesseract thread each")

@@ -109,6 +109,8 @@ def open_index(url: str, es_prefix: str = "sohoa") -> SearchIndex:
         path = unquote(parsed.path)
         if parsed.netloc:  # sqlite://relative/path
             path = parsed.netloc + path
+        elif path.startswith("//"):  # sqlite:////abs/path (SQLAlchemy's spelling) = sqlite:///abs/path
+            path = "/" + path.lstrip("/")
         return SqliteIndex(path)
     if parsed.scheme in ("http", "https"):
         from index.es import EsIndex

@@ -102,10 +102,15 @@ def parse_period(spec: str | None = None, date_from: str | None = None, date_to:
     """``month:2026-07``, ``quarter:2026-Q3``, ``half:2026-H1``, ``9months:2026``, ``year:2026``, or from/to."""
     if date_from or date_to:
         if not (date_from and date_to):
-            raise ValueError("give both date_from and date_to")
-        a, b = date.fromisoformat(date_from), date.fromisoformat(date_to)
+            raise ValueError("cần cả ngày bắt đầu và ngày kết thúc (give both date_from and date_to)")
+        try:
+            a, b = date.fromisoformat(date_from), date.fromisoformat(date_to)
+        except ValueError:
+            raise ValueError(
+                f"ngày không hợp lệ {date_from!r}..{date_to!r}: cần dạng YYYY-MM-DD (invalid date)"
+            ) from None
         if b < a:
-            raise ValueError("date_to is before date_from")
+            raise ValueError("ngày kết thúc trước ngày bắt đầu (date_to is before date_from)")
         return Period(a, b, f"{a.isoformat()}..{b.isoformat()}")
     if not spec:
         y = date.today().year
@@ -126,7 +131,10 @@ def parse_period(spec: str | None = None, date_from: str | None = None, date_to:
             return Period(date(y, 1, 1), date(y, 9, 30), f"9months:{y}")
         if kind == "year" and sub is None:
             return Period(date(y, 1, 1), date(y, 12, 31), f"year:{y}")
-    raise ValueError(f"bad period {spec!r}: use month:2026-07, quarter:2026-Q3, half:2026-H1, 9months:2026, year:2026")
+    raise ValueError(
+        f"kỳ báo cáo không hợp lệ {spec!r} (bad period): dùng month:2026-07, quarter:2026-Q3, half:2026-H1, "
+        "9months:2026, year:2026"
+    )
 
 
 def period_bounds(p: Period) -> tuple[str, str]:

@@ -64,7 +64,7 @@ def _fts_phrase(words: tuple[str, ...] | list[str]) -> str:
 class SqliteIndex(SqliteRegistry, SearchIndex):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        self.url = f"sqlite:///{self.path}"
+        self.url = f"sqlite://{self.path}"  # sqlite:///abs/path, like a file:// URI
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()

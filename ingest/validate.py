@@ -149,9 +149,9 @@ def _validate_image(settings: Settings, path: Path, info: FileInfo) -> None:
                     im.seek(i)
                     _check_pixels(settings, im.width, im.height, f"page {i + 1}" if n > 1 else "image")
                     dpi = im.info.get("dpi")
-                    if dpi and 0 < float(dpi[0]) < settings.min_dpi_warning:
+                    if dpi and 0 < round(float(dpi[0])) < settings.min_dpi_warning:  # PNG stores px/m: 199.9994
                         info.warnings.append(
-                            f"page {i + 1} is scanned at {float(dpi[0]):.0f} dpi, below {settings.min_dpi_warning}"
+                            f"page {i + 1} is scanned at {round(float(dpi[0]))} dpi, below {settings.min_dpi_warning}"
                         )
                 im.seek(0)
                 im.draft("L", (max(1, im.width // 8), max(1, im.height // 8)))

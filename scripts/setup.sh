@@ -10,7 +10,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # 1. Debian packages ------------------------------------------------------------------------------
 PKGS=(tesseract-ocr tesseract-ocr-vie tesseract-ocr-osd poppler-utils fonts-dejavu-core fonts-noto-core fonts-liberation2
-      redis-server ca-certificates)
+      redis-server ca-certificates chromium)
 python3 -c 'import venv, ensurepip' 2>/dev/null || PKGS+=(python3-venv python3-pip)
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 missing=()

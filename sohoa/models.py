@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -170,6 +170,24 @@ class SearchQuery:
     date_to: str | None = None  # ISO date, inclusive
     page: int = 1
     size: int = 10
+
+    def __post_init__(self) -> None:
+        """Refuse what cannot be a query (ValueError, message for the person who typed it)."""
+        self.date_from = _iso_date("date_from", self.date_from)
+        self.date_to = _iso_date("date_to", self.date_to)
+        if self.date_from and self.date_to and self.date_to < self.date_from:
+            raise ValueError(f"ngày kết thúc {self.date_to} trước ngày bắt đầu {self.date_from} (date_to < date_from)")
+        if self.page < 1 or not 1 <= self.size <= 100:
+            raise ValueError("page ≥ 1 và 1 ≤ size ≤ 100 (bad page or size)")
+
+
+def _iso_date(name: str, value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    try:
+        return date.fromisoformat(value.strip()).isoformat()
+    except ValueError:
+        raise ValueError(f"{name}: ngày không hợp lệ {value!r}, cần dạng YYYY-MM-DD (invalid date)") from None
 
 
 @dataclass

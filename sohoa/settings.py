@@ -11,12 +11,18 @@ Backends are chosen by URL:
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 PREFIX = "SOHOA_"
 
+SECRET_FIELDS = ("secret", "password", "token", "key")
 DEFAULT_DOSSIER_CODE_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z.]{0,39}-\d{6}-\d{4,6}$"
+
+
+class SettingsError(ValueError):
+    """A ``SOHOA_*`` variable holds a value of the wrong type."""
 
 
 def _default_data_dir() -> Path:
@@ -32,6 +38,7 @@ class Settings:
     broker_url: str = "memory://"
     es_index_prefix: str = "sohoa"
     tessdata_dir: str = ""
+    lexicon_dir: str = ""
     dossier_code_pattern: str = DEFAULT_DOSSIER_CODE_PATTERN
     max_upload_mb: int = 512
     max_pages: int = 2000
@@ -56,7 +63,7 @@ class Settings:
         if not self.storage_url:
             object.__setattr__(self, "storage_url", (data / "objects").resolve().as_uri())
         if not self.index_url:
-            object.__setattr__(self, "index_url", f"sqlite:///{(data / 'index.sqlite3').resolve()}")
+            object.__setattr__(self, "index_url", f"sqlite://{(data / 'index.sqlite3').resolve()}")
 
     @property
     def embedded_broker(self) -> bool:
@@ -82,22 +89,59 @@ class Settings:
             if raw is None or raw == "":
                 continue
             kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "str")
-            value: object
-            if kind == "int":
-                value = int(raw)
-            elif kind == "float":
-                value = float(raw)
-            elif kind == "bool":
-                value = raw.strip().lower() in {"1", "true", "yes", "on"}
-            elif kind == "Path":
-                value = Path(raw)
-            else:
-                value = raw
-            kwargs[f.name] = value
+            try:
+                kwargs[f.name] = _convert(kind, raw)
+            except ValueError:
+                raise SettingsError(f"{PREFIX}{f.name.upper()}={raw!r} is not a valid {kind}") from None
         kwargs.update(overrides)
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def _convert(kind: str, raw: str) -> object:
+    if kind == "int":
+        return int(raw)
+    if kind == "float":
+        return float(raw)
+    if kind == "bool":
+        if raw.strip().lower() in {"1", "true", "yes", "on"}:
+            return True
+        if raw.strip().lower() in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(raw)
+    if kind == "Path":
+        return Path(raw)
+    return raw
 
 
 def documented_variables() -> list[str]:
     """Names of every supported environment variable (for the README and ``sohoa config``)."""
     return [PREFIX + f.name.upper() for f in fields(Settings)]
+
+
+def mask_url(url: str) -> str:
+    """``scheme://user:SECRET@host`` → ``scheme://user:***@host`` (any URL with a password)."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://)([^:/@]*):([^@]*)@", lambda m: f"{m[1]}{m[2]}:***@", url)
+
+
+def effective_settings(s: Settings) -> dict[str, str]:
+    """Every ``SOHOA_*`` variable with the value in force: defaults resolved, secrets masked."""
+    from ocr.lexicon import word_list_path
+    from ocr.tesseract import OcrError, resolve_model
+
+    out = {}
+    for name, value in s.to_env().items():
+        if name.endswith("_URL"):
+            value = mask_url(value)
+        elif any(w in name.lower() for w in SECRET_FIELDS) and value:
+            value = "***"
+        out[name] = value
+    try:
+        tessdata, desc = resolve_model(s.tessdata_dir or None)
+        out[PREFIX + "TESSDATA_DIR"] = f"{tessdata}  # model: {desc}"
+    except OcrError as e:
+        out[PREFIX + "TESSDATA_DIR"] = f"{s.tessdata_dir or '(default)'}  # {e}"
+    words = word_list_path()
+    out[PREFIX + "LEXICON_DIR"] = (
+        f"{words.parent}  # {words.name}" if words else "(none)  # no word list: run scripts/setup.sh"
+    )
+    return out

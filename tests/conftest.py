@@ -60,3 +60,71 @@ def unique() -> str:
 @pytest.fixture
 def embedded_settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", broker_url="memory://", worker_threads=2)
+
+
+# -- real browser (Playwright driving Debian's chromium) and a live server --------------------------------
+CHROMIUM = os.environ.get("SOHOA_TEST_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(os.environ.get("SOHOA_TEST_OUTPUT", Path(__file__).resolve().parent.parent / "test-output"))
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: scripts/setup.sh installs Debian's chromium"
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )  # fmt: skip
+        yield b
+        b.close()
+
+
+class Shots:
+    """Screenshots of each step of a browser test, kept in test-output/screenshots/<test>/NN-step.png."""
+
+    def __init__(self, page: object, name: str) -> None:
+        self.page, self.n = page, 0
+        self.dir = SCREENSHOTS / "screenshots" / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for old in self.dir.glob("*.png"):
+            old.unlink()
+
+    def __call__(self, step: str) -> Path:
+        self.n += 1
+        path = self.dir / f"{self.n:02d}-{step}.png"
+        self.page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+        return path
+
+
+@pytest.fixture
+def shots(request: pytest.FixtureRequest) -> object:
+    return lambda page: Shots(page, request.node.name.replace("/", "_").replace("[", "-").rstrip("]"))
+
+
+class LiveServer:
+    """The app served by uvicorn in a thread on a free loopback port."""
+
+    def __init__(self, app: object) -> None:
+        import threading
+
+        import uvicorn
+
+        self.port = servers.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None))  # type: ignore[arg-type]
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        import time
+
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            assert time.monotonic() < deadline and self.thread.is_alive(), "the live server did not start"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)

@@ -1,0 +1,7 @@
+"""``python -m sohoa.cli`` = the ``sohoa`` command."""
+
+import sys
+
+from sohoa.cli import main
+
+sys.exit(main())

@@ -1,0 +1,121 @@
+"""What every subcommand shares: the console, the lazily opened backends, progress and tables."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from datetime import date
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sohoa.context import Context
+from sohoa.models import Manifest, Status
+from sohoa.settings import Settings
+
+console = Console()
+
+# argparse's exit code for a usage error; the CLI uses it for every bad argument value too.
+USAGE_ERROR = 2
+
+
+class CliError(Exception):
+    """A message for the person at the terminal; the command exits with ``code``."""
+
+    def __init__(self, message: str, code: int = USAGE_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Runtime:
+    """Settings, and the backends opened only when a command needs them (``config`` and ``serve`` do not)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._ctx: Context | None = None
+
+    @property
+    def ctx(self) -> Context:
+        if self._ctx is None:
+            self._ctx = Context(self.settings)
+        return self._ctx
+
+    def close(self) -> None:
+        if self._ctx is not None:
+            self._ctx.close()
+            self._ctx = None
+
+
+Handler = Callable[[Runtime, argparse.Namespace], int]
+
+
+def command(sub: argparse._SubParsersAction, name: str, handler: Handler, help: str) -> argparse.ArgumentParser:  # noqa: A002
+    """Add subcommand *name* with its handler: a command cannot exist without the code that runs it."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help)
+    p.set_defaults(func=handler)
+    return p
+
+
+def iso_date(value: str) -> str:
+    """argparse type for ``YYYY-MM-DD`` (a real calendar date); the message is for the person typing it."""
+    try:
+        return date.fromisoformat(value.strip()).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"ngày không hợp lệ {value!r}: cần dạng YYYY-MM-DD, ví dụ 2026-03-31 (invalid date)"
+        ) from None
+
+
+def wait_for(ctx: Context, ids: list[str], timeout_s: float = 24 * 3600) -> list[Manifest]:
+    """Show a progress bar (pages) until every document is done or failed."""
+    manifests = {i: ctx.load_manifest(i) for i in ids}
+    total = sum(max(1, m.declared_pages) for m in manifests.values())
+    deadline = time.monotonic() + timeout_s
+    with Progress(
+        TextColumn("[bold]OCR"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("pages"),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("", total=total)
+        while True:
+            manifests = {i: ctx.load_manifest(i) for i in ids}
+            done_pages = sum(
+                max(1, m.declared_pages) if Status(m.status).terminal else len(m.pages) for m in manifests.values()
+            )
+            finished = sum(Status(m.status).terminal for m in manifests.values())
+            bar.update(task, completed=done_pages, description=f"{finished}/{len(ids)} documents")
+            if finished == len(ids) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    return list(manifests.values())
+
+
+def docs_table(manifests: list[Manifest]) -> Table:
+    t = Table(title="documents")
+    for col in ("id", "dossier", "kind", "file", "status", "pages", "conf", "seconds"):
+        t.add_column(col)
+    for m in manifests:
+        status = m.status + (f" ({m.error})" if m.error else "")
+        if m.status == Status.PROCESSING.value:
+            status += f" {len(m.pages)}/{m.declared_pages}"
+        conf = f"{m.mean_confidence:.1f}" if m.mean_confidence is not None else ""
+        if any(p.low_confidence for p in m.pages):
+            conf += " ⚠"
+        t.add_row(
+            m.id,
+            m.dossier_code,
+            m.kind,
+            m.filename,
+            status,
+            str(m.page_count),
+            conf,
+            f"{m.timings.get('total', 0):.1f}",
+        )
+    return t

@@ -1,0 +1,234 @@
+"""Subcommands for documents: ingest, status, search, dossier, worker, reindex, recover."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import signal
+import threading
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from sohoa.cli.common import CliError, Runtime, command, console, docs_table, iso_date, wait_for
+from sohoa.models import Manifest, SearchQuery, Status
+from sohoa.text import nfc
+from storage import NotFound
+
+log = logging.getLogger("sohoa.cli")
+
+
+def _items_from_args(args: argparse.Namespace) -> list:  # list[UploadItem]
+    from ingest import UploadItem
+
+    items: list[UploadItem] = []
+    if args.manifest:
+        mpath = Path(args.manifest)
+        if not mpath.is_file():
+            raise CliError(f"không tìm thấy tệp {mpath} (manifest not found)")
+        with open(mpath, encoding="utf-8-sig", newline="") as f:
+            for lineno, row in enumerate(csv.DictReader(f), 2):
+                if not row.get("file"):
+                    raise CliError(f"{mpath}:{lineno}: cột 'file' trống (column 'file' is empty)")
+                p = Path(row["file"])
+                p = p if p.is_absolute() else mpath.parent / p
+                items.append(
+                    UploadItem(
+                        p,
+                        nfc(p.name),
+                        row.get("dossier_code") or args.dossier or "",
+                        row.get("kind") or args.kind or "",
+                        row.get("component") or args.component or "",
+                        row.get("unit") or args.unit or "",
+                    )
+                )
+    for raw in args.paths:
+        p = Path(raw)
+        if not p.exists():
+            raise CliError(f"không tìm thấy {p} (no such file or folder)")
+        paths = sorted(x for x in p.rglob("*") if x.is_file() and x.suffix.lower() != ".csv") if p.is_dir() else [p]
+        for x in paths:
+            items.append(
+                UploadItem(x, nfc(x.name), args.dossier or "", args.kind or "", args.component or "", args.unit or "")
+            )
+    return items
+
+
+def cmd_ingest(rt: Runtime, args: argparse.Namespace) -> int:
+    from ingest import InputError, accept_batch
+    from ingest.service import Accepted
+
+    items = _items_from_args(args)
+    if not items:
+        raise CliError("không có tệp nào (no files given): sohoa ingest FOLDER|FILE… or --manifest CSV")
+    ctx = rt.ctx
+    if ctx.settings.embedded_broker:
+        ctx.queue.start_worker(ctx.settings.worker_threads)
+    results = []
+    with Progress(TextColumn("[bold]upload"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
+        task = bar.add_task("", total=len(items))
+        for item in items:
+            results.extend(accept_batch(ctx, [item], all_or_nothing=False))
+            bar.advance(task)
+    errors = [r for r in results if isinstance(r, InputError)]
+    accepted = [r for r in results if isinstance(r, Accepted)]
+    for e in errors:
+        console.print(f"[red]rejected[/red] {e}", highlight=False)
+    for a in accepted:
+        if a.duplicate:
+            console.print(f"[yellow]duplicate[/yellow] {a.manifest.filename} is already document {a.manifest.id}")
+        for w in a.manifest.warnings:
+            console.print(f"[yellow]warning[/yellow] {a.manifest.filename}: {w}")
+    console.print(f"accepted {len(accepted)} file(s), rejected {len(errors)}")
+    wait = args.wait if args.wait is not None else ctx.settings.embedded_broker
+    if wait and accepted:
+        ms = wait_for(ctx, [a.manifest.id for a in accepted])
+        console.print(docs_table(ms))
+    else:
+        for a in accepted:
+            console.print(f"{a.manifest.id}  {a.manifest.status}  {a.manifest.filename}")
+    return 1 if errors else 0
+
+
+def _load(rt: Runtime, doc_id: str) -> Manifest:
+    try:
+        return rt.ctx.load_manifest(doc_id)
+    except NotFound:
+        raise CliError(f"không có tài liệu {doc_id} (no such document)", 1) from None
+
+
+def cmd_status(rt: Runtime, args: argparse.Namespace) -> int:
+    if args.ids:
+        ms = [_load(rt, i) for i in args.ids]
+    else:
+        docs = rt.ctx.index.list_documents(
+            dossier_code=nfc(args.dossier) if args.dossier else None,
+            statuses=[args.status] if args.status else None,
+            limit=args.limit,
+        )
+        ms = [rt.ctx.load_manifest(d.id) for d in docs]
+    console.print(docs_table(ms))
+    counts: dict[str, int] = {}
+    for m in ms:
+        counts[m.status] = counts.get(m.status, 0) + 1
+    console.print(" ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "no documents")
+    return 0
+
+
+def cmd_search(rt: Runtime, args: argparse.Namespace) -> int:
+    try:
+        query = SearchQuery(
+            q=nfc(" ".join(args.query)),
+            dossier_code=nfc(args.dossier) if args.dossier else None,
+            kind=args.kind,
+            unit=nfc(args.unit) if args.unit else None,
+            date_from=args.date_from,
+            date_to=args.date_to,
+            page=args.page,
+            size=args.size,
+        )
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    res = rt.ctx.index.search(query)
+    console.print(f"{res.total} page(s) match «{res.query}»")
+    for h in res.hits:
+        snip = h.snippet.replace("<mark>", "[bold yellow]").replace("</mark>", "[/]")
+        mark = "=" if h.exact else "~"
+        console.print(f"{mark} [cyan]{h.dossier_code}[/] {h.kind} {h.filename} p.{h.page}  ({h.document_id})")
+        console.print(f"    {snip}", highlight=False)
+    return 0
+
+
+def cmd_dossier(rt: Runtime, args: argparse.Namespace) -> int:
+    code = nfc(args.code)
+    s = rt.ctx.index.dossier(code)
+    reg = rt.ctx.index.dossier_record(code)
+    if not s.documents and reg is None:
+        console.print(f"[red]không có tài liệu và không có trong sổ đăng ký: hồ sơ {code} (unknown dossier)")
+        return 1
+    console.print(f"dossier {s.code}: input digitized={s.input_digitized} output digitized={s.output_digitized}")
+    if reg is not None:
+        rec, flags = reg
+        console.print(
+            f"registry: {rec.procedure} · received {rec.received} · resolved {rec.resolved or '-'} · "
+            f"required components digitized={flags.required_ok}",
+            highlight=False,
+        )
+    else:
+        console.print("registry: no row for this dossier yet (sohoa registry FILE)")
+    if s.documents:
+        console.print(docs_table([rt.ctx.load_manifest(d.id) for d in s.documents]))
+    return 0
+
+
+def cmd_worker(rt: Runtime, args: argparse.Namespace) -> int:
+    if rt.settings.embedded_broker:
+        raise CliError("SOHOA_BROKER_URL is memory://: workers run inside `sohoa serve`; set redis:// or amqp://")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    rt.ctx.queue.start_worker(args.threads or rt.settings.worker_threads)
+    log.info("worker running", extra={"broker": rt.settings.broker_url})
+    console.print(f"worker running on {rt.settings.broker_url} — Ctrl+C to stop")
+    stop.wait()
+    log.info("worker stopping")
+    return 0
+
+
+def cmd_reindex(rt: Runtime, args: argparse.Namespace) -> int:
+    with Progress(TextColumn("[bold]reindex"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
+        task = bar.add_task("", total=None)
+        n = rt.ctx.reindex(lambda i, total: bar.update(task, completed=i, total=total))
+    console.print(f"re-indexed {n} document(s) from {rt.ctx.store.url}")
+    return 0
+
+
+def cmd_recover(rt: Runtime, args: argparse.Namespace) -> int:
+    ids = rt.ctx.recover()
+    console.print(f"re-queued {len(ids)} document(s)")
+    if ids and rt.settings.embedded_broker:
+        rt.ctx.queue.start_worker(rt.settings.worker_threads)
+        console.print(docs_table(wait_for(rt.ctx, ids)))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    s = command(sub, "ingest", cmd_ingest, "upload files or folders")
+    s.add_argument("paths", nargs="*")
+    s.add_argument("--dossier", help="dossier code (mã hồ sơ) for all files")
+    s.add_argument("--kind", choices=["input", "output"])
+    s.add_argument("--component", help="component name")
+    s.add_argument("--unit", help="receiving unit")
+    s.add_argument("--manifest", help="CSV with columns file,dossier_code,kind,component,unit")
+    s.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="wait for OCR with a progress bar (default: yes with the in-process queue)",
+    )
+
+    s = command(sub, "status", cmd_status, "show documents and their processing status")
+    s.add_argument("ids", nargs="*")
+    s.add_argument("--dossier")
+    s.add_argument("--status", choices=[x.value for x in Status])
+    s.add_argument("--limit", type=int, default=200)
+
+    s = command(sub, "search", cmd_search, "full-text search (diacritics optional)")
+    s.add_argument("query", nargs="+")
+    s.add_argument("--dossier")
+    s.add_argument("--kind", choices=["input", "output"])
+    s.add_argument("--unit")
+    s.add_argument("--from", dest="date_from", type=iso_date, metavar="YYYY-MM-DD")
+    s.add_argument("--to", dest="date_to", type=iso_date, metavar="YYYY-MM-DD")
+    s.add_argument("--page", type=int, default=1)
+    s.add_argument("--size", type=int, default=10)
+
+    s = command(sub, "dossier", cmd_dossier, "digitization state of one dossier")
+    s.add_argument("code")
+
+    s = command(sub, "worker", cmd_worker, "run queue workers (redis:// or amqp:// broker)")
+    s.add_argument("--threads", type=int)
+
+    command(sub, "reindex", cmd_reindex, "rebuild the search index from object storage")
+    command(sub, "recover", cmd_recover, "re-queue documents left unfinished")
