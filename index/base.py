@@ -3,7 +3,11 @@
 * every query word must occur in the page, compared without diacritics (``đ`` = ``d``) and case;
   quoted phrases must occur as phrases;
 * pages whose words also match *with* the query's diacritics rank first, then by relevance;
-* filters: dossier code, kind, unit, received date range; 1-based pagination.
+* filters: dossier code, kind, unit, received date range; 1-based pagination;
+* unit scope (``SearchQuery.units`` and the ``units=`` keyword of the listing and report methods):
+  ``None`` = every unit; a tuple = only rows whose ``unit`` equals one of its values compared after NFC,
+  collapsing whitespace and case folding (:func:`index.rates.unit_key`); ``()`` matches nothing; a row with
+  an empty unit is visible only to unrestricted callers. Applied inside the backend query.
 """
 
 from __future__ import annotations
@@ -38,18 +42,26 @@ class SearchIndex(ABC):
     def dossier_record(self, code: str) -> tuple[DossierRecord, Flags] | None: ...
 
     @abstractmethod
-    def registry(self) -> Iterator[tuple[DossierRecord, Flags]]: ...
+    def registry(self, *, units: tuple[str, ...] | None = None) -> Iterator[tuple[DossierRecord, Flags]]:
+        """Registry rows by code; *units*: only rows of those units (see the module docstring)."""
 
     @abstractmethod
-    def unregistered(self) -> list[str]:
-        """Dossier codes that have scans but no registry row (yet)."""
+    def unregistered(self, *, units: tuple[str, ...] | None = None) -> list[str]:
+        """Dossier codes that have scans but no registry row (yet); *units*: scans of those units."""
 
     @abstractmethod
-    def rate_report(self, period: Period, rule: str = "any") -> Report: ...
+    def rate_report(self, period: Period, rule: str = "any", *, units: tuple[str, ...] | None = None) -> Report:
+        """Counts of the period; *units*: only registry rows of those units."""
 
     @abstractmethod
     def undigitized(
-        self, period: Period, rule: str = "any", side: str = "input", limit: int = 1000
+        self,
+        period: Period,
+        rule: str = "any",
+        side: str = "input",
+        limit: int = 1000,
+        *,
+        units: tuple[str, ...] | None = None,
     ) -> list[dict[str, Any]]:
         """Dossiers of the period that are not digitized (what the clerk must scan next)."""
 
@@ -74,6 +86,8 @@ class SearchIndex(ABC):
         statuses: list[str] | None = None,
         sha256: str | None = None,
         limit: int = 1000,
+        *,
+        units: tuple[str, ...] | None = None,
     ) -> list[DocRecord]: ...
 
     @abstractmethod
@@ -87,8 +101,8 @@ class SearchIndex(ABC):
     def clear(self) -> None:
         """Remove everything (used by ``sohoa reindex``)."""
 
-    def dossier(self, code: str) -> DossierSummary:
-        return DossierSummary(code=code, documents=self.list_documents(dossier_code=code))
+    def dossier(self, code: str, *, units: tuple[str, ...] | None = None) -> DossierSummary:
+        return DossierSummary(code=code, documents=self.list_documents(dossier_code=code, units=units))
 
     def check(self) -> None:
         """Raise if the index cannot be used."""

@@ -141,8 +141,12 @@ class EsIndex(EsRegistry, SearchIndex):
         statuses: list[str] | None = None,
         sha256: str | None = None,
         limit: int = 1000,
+        *,
+        units: tuple[str, ...] | None = None,
     ) -> list[DocRecord]:
         filters: list[dict[str, Any]] = []
+        if units is not None:
+            filters.append(self._unit_filter(self.docs, units))
         if dossier_code is not None:
             filters.append({"term": {"dossier_code": nfc(dossier_code)}})
         if statuses:
@@ -196,6 +200,8 @@ class EsIndex(EsRegistry, SearchIndex):
             rng["lte"] = query.date_to[:10] + "T23:59:59.999Z"
         if rng:
             filters.append({"range": {"received_at": rng}})
+        if query.units is not None:
+            filters.append(self._unit_filter(self.pages, query.units))
         body_query = {
             "bool": {
                 "must": must,

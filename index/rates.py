@@ -65,6 +65,32 @@ def component_key(name: str) -> str:
     return " ".join(fold(nfc(name)).lower().split())
 
 
+# -- unit scope --------------------------------------------------------------------------------------
+# A caller may be scoped to a set of administrative units: ``units=None`` = every unit (no filter);
+# ``units=(...)`` = only rows whose ``unit`` equals one of these values after NFC, collapsing whitespace
+# and case folding (:func:`unit_key`); an empty tuple matches nothing and a row with an empty unit is
+# visible only to unrestricted callers. Both backends resolve the allowed keys to the unit values actually
+# stored (a handful of distinct values: SQLite's ``unit_values`` table kept by triggers, an ES ``terms``
+# aggregation) and filter on those IN the query (SQL ``unit IN (...)``, ES ``terms`` filter), so totals,
+# pages and report counts stay exact and the existing covering indexes still serve the reports.
+def unit_key(value: str) -> str:
+    """Comparison form of a unit value: NFC, whitespace collapsed and trimmed, case folded."""
+    return nfc(" ".join(nfc(value).split()).casefold())
+
+
+def scope_keys(units: Iterable[str]) -> list[str]:
+    """The comparison keys of a scope, without the empty one (an empty unit is never in scope), sorted."""
+    if isinstance(units, str):  # one value given bare: never its characters
+        units = (units,)
+    return sorted({k for k in map(unit_key, units) if k})
+
+
+def scope_values(stored: Iterable[str], units: Iterable[str]) -> list[str]:
+    """The distinct *stored* unit values a caller scoped to *units* may see (never the empty unit), sorted."""
+    keys = set(scope_keys(units))
+    return sorted({v for v in stored if v and unit_key(v) in keys})
+
+
 def is_digitized(doc: DocRecord, min_confidence: float = 0.0) -> bool:
     if doc.status != Status.DONE.value:
         return False

@@ -17,6 +17,8 @@ from index.rates import (
     Report,
     compute_flags,
     period_bounds,
+    scope_keys,
+    scope_values,
 )
 from index.rates_sqlite import missing_view
 from sohoa.models import DocRecord
@@ -34,6 +36,7 @@ DOSSIER_MAPPING: dict[str, Any] = {
 }  # fmt: skip
 _REC_FIELDS = tuple(DossierRecord.__dataclass_fields__)
 _DIM_FIELD = {"unit": "unit", "level": "level", "field": "field", "procedure": "procedure", "channel": "channel"}
+MATCH_NONE: dict[str, Any] = {"bool": {"must_not": [{"match_all": {}}]}}
 
 
 def _body(r: DossierRecord, f: Flags) -> dict[str, Any]:
@@ -64,6 +67,15 @@ class EsRegistry:
     dossiers: str
     digitized_min_confidence: float = 0.0
     digitized_require_signature: bool = False
+
+    def _unit_filter(self, index: str, units: tuple[str, ...]) -> dict[str, Any]:
+        """A filter clause keeping the rows of *index* whose ``unit`` is in the caller's scope: the unit values
+        stored in *index* (a ``terms`` aggregation, a handful of buckets) whose unit key is one of the scope's."""
+        if not scope_keys(units):
+            return MATCH_NONE
+        res = self.es.search(index=index, size=0, aggs={"u": {"terms": {"field": "unit", "size": 65000}}})
+        values = scope_values((str(b["key"]) for b in res["aggregations"]["u"]["buckets"]), units)
+        return {"terms": {"unit": values}} if values else MATCH_NONE
 
     def _flags(self, rec: DossierRecord, docs: list[DocRecord]) -> Flags:
         unsigned = self.digitized_require_signature and not rec.signed
@@ -136,11 +148,11 @@ class EsRegistry:
         if actions:
             helpers.bulk(self.es, actions, refresh=True)
 
-    def registry(self) -> Iterator[tuple[DossierRecord, Flags]]:
+    def registry(self, *, units: tuple[str, ...] | None = None) -> Iterator[tuple[DossierRecord, Flags]]:
         after: list[Any] | None = None
+        query = {"match_all": {}} if units is None else {"bool": {"filter": [self._unit_filter(self.dossiers, units)]}}
         while True:
-            kw: dict[str, Any] = {"index": self.dossiers, "size": 1000, "sort": [{"code": "asc"}],
-                                  "query": {"match_all": {}}}  # fmt: skip
+            kw: dict[str, Any] = {"index": self.dossiers, "size": 1000, "sort": [{"code": "asc"}], "query": query}
             if after:
                 kw["search_after"] = after
             hits = self.es.search(**kw)["hits"]["hits"]
@@ -162,9 +174,10 @@ class EsRegistry:
         except NotFoundError:
             return None
 
-    def unregistered(self) -> list[str]:
+    def unregistered(self, *, units: tuple[str, ...] | None = None) -> list[str]:
+        query = {"match_all": {}} if units is None else {"bool": {"filter": [self._unit_filter(self.docs, units)]}}
         res = self.es.search(
-            index=self.docs, size=0, aggs={"codes": {"terms": {"field": "dossier_code", "size": 65000}}}
+            index=self.docs, size=0, query=query, aggs={"codes": {"terms": {"field": "dossier_code", "size": 65000}}}
         )
         codes = sorted(b["key"] for b in res["aggregations"]["codes"]["buckets"])
         known: set[str] = set()
@@ -173,8 +186,13 @@ class EsRegistry:
             known |= {d["_id"] for d in got if d.get("found")}
         return [c for c in codes if c not in known]
 
-    def _side(self, date_field: str, month_field: str, flag: str, period: Period) -> tuple[Line, dict[str, dict]]:
+    def _side(
+        self, date_field: str, month_field: str, flag: str, period: Period, scope: list[dict[str, Any]]
+    ) -> tuple[Line, dict[str, dict]]:
         a, b = period_bounds(period)
+        query: dict[str, Any] = {"range": {date_field: {"gte": a, "lt": b}}}
+        if scope:
+            query = {"bool": {"filter": [query, *scope]}}
         aggs: dict[str, Any] = {"dig": {"sum": {"field": flag}}}
         fields = {**_DIM_FIELD, "month": month_field}
         for dim in DIMENSIONS:
@@ -182,7 +200,7 @@ class EsRegistry:
                                  "aggs": {"dig": {"sum": {"field": flag}}}}  # fmt: skip
         res = self.es.search(
             index=self.dossiers, size=0, track_total_hits=True,
-            query={"range": {date_field: {"gte": a, "lt": b}}}, aggs=aggs,
+            query=query, aggs=aggs,
         )  # fmt: skip
         total_hits = res["hits"]["total"]
         n = int(total_hits["value"] if isinstance(total_hits, dict) else total_hits)
@@ -194,10 +212,11 @@ class EsRegistry:
         }  # fmt: skip
         return total, per
 
-    def rate_report(self, period: Period, rule: str = "any") -> Report:
+    def rate_report(self, period: Period, rule: str = "any", *, units: tuple[str, ...] | None = None) -> Report:
         flag = "required_ok" if rule == "required" else "has_input"
-        t_in, in_per = self._side("received", "received_month", flag, period)
-        t_out, out_per = self._side("resolved", "resolved_month", "output_ok", period)
+        scope = [] if units is None else [self._unit_filter(self.dossiers, units)]
+        t_in, in_per = self._side("received", "received_month", flag, period, scope)
+        t_out, out_per = self._side("resolved", "resolved_month", "output_ok", period, scope)
         total = Line("total", t_in.received, t_in.received_digitized, t_out.received, t_out.received_digitized)
         breakdowns: dict[str, list[Line]] = {}
         for dim in DIMENSIONS:
@@ -206,7 +225,13 @@ class EsRegistry:
         return Report(period, rule, self.digitized_min_confidence, total, breakdowns)
 
     def undigitized(
-        self, period: Period, rule: str = "any", side: str = "input", limit: int = 1000
+        self,
+        period: Period,
+        rule: str = "any",
+        side: str = "input",
+        limit: int = 1000,
+        *,
+        units: tuple[str, ...] | None = None,
     ) -> list[dict[str, Any]]:
         a, b = period_bounds(period)
         if side == "output":
@@ -214,6 +239,8 @@ class EsRegistry:
         else:
             flag = "required_ok" if rule == "required" else "has_input"
             filters = [{"range": {"received": {"gte": a, "lt": b}}}, {"term": {flag: 0}}]
+        if units is not None:
+            filters.append(self._unit_filter(self.dossiers, units))
         res = self.es.search(index=self.dossiers, query={"bool": {"filter": filters}}, size=limit,
                              sort=[{"received": "asc"}, {"code": "asc"}])  # fmt: skip
         return [missing_view(*_from_source(h["_source"])) for h in res["hits"]["hits"]]

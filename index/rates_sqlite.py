@@ -19,9 +19,40 @@ from index.rates import (
     Report,
     compute_flags,
     period_bounds,
+    scope_keys,
+    unit_key,
 )
 from sohoa.models import DocRecord
 from sohoa.text import nfc
+
+# -- unit scope: ``unit_values`` (created with the documents table) holds every unit value ever stored in
+# ``documents`` or ``dossiers`` (kept by triggers, a handful of rows); a scoped query keeps the rows whose
+# unit is one of the values whose :func:`index.rates.unit_key` is in the caller's keys, all in ONE statement.
+UNIT_KEY_FUNCTION = "sohoa_unit_key"  # registered on every connection (index.sqlite.SqliteIndex._conn)
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    conn.create_function(UNIT_KEY_FUNCTION, 1, unit_key, deterministic=True)
+
+
+def unit_scope(col: str, units: tuple[str, ...], param: str = "?") -> tuple[str, str]:
+    """SQL condition restricting *col* to the caller's units (bound to *param*) and its argument."""
+    sql = (f"{col} IN (SELECT unit FROM unit_values WHERE {UNIT_KEY_FUNCTION}(unit) IN "
+           f"(SELECT value FROM json_each({param})))")  # fmt: skip
+    return sql, json.dumps(scope_keys(units), ensure_ascii=False)
+
+
+def unit_values_sql(table: str) -> str:
+    """Triggers recording every unit value written to *table* in ``unit_values``."""
+    add = (
+        "INSERT INTO unit_values (unit) SELECT NEW.unit "
+        "WHERE NOT EXISTS (SELECT 1 FROM unit_values WHERE unit = NEW.unit);"
+    )
+    return (
+        f"CREATE TRIGGER IF NOT EXISTS {table}_unit_ins AFTER INSERT ON {table} BEGIN {add} END;\n"
+        f"CREATE TRIGGER IF NOT EXISTS {table}_unit_upd AFTER UPDATE OF unit ON {table} BEGIN {add} END;\n"
+    )
+
 
 REGISTRY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS dossiers (
@@ -50,7 +81,7 @@ CREATE INDEX IF NOT EXISTS dossiers_received_cover ON dossiers(
     received, unit, level, field_name, field_code, procedure, channel, has_input, required_ok);
 CREATE INDEX IF NOT EXISTS dossiers_resolved_cover ON dossiers(
     resolved, unit, level, field_name, field_code, procedure, channel, has_output, no_result);
-"""
+""" + unit_values_sql("dossiers")
 
 _STATS_DIMS = {
     "unit": "{r}.unit",
@@ -208,36 +239,57 @@ class SqliteRegistry:
         )
         return _to_rec(r) if r else None
 
-    def registry(self) -> Iterator[tuple[DossierRecord, Flags]]:
+    def registry(self, *, units: tuple[str, ...] | None = None) -> Iterator[tuple[DossierRecord, Flags]]:
+        where, args = "", []
+        if units is not None:
+            cond, arg = unit_scope("unit", units)
+            where, args = f" WHERE {cond}", [arg]
         cur = self._conn().execute(
-            f"SELECT {', '.join(_REC_COLS)}, has_input, required_ok, has_output, components FROM dossiers ORDER BY code"
+            f"SELECT {', '.join(_REC_COLS)}, has_input, required_ok, has_output, components FROM dossiers"
+            f"{where} ORDER BY code",
+            args,
         )
         for r in cur:
             yield _to_rec(r)
 
-    def unregistered(self) -> list[str]:
+    def unregistered(self, *, units: tuple[str, ...] | None = None) -> list[str]:
+        where, args = "", []
+        if units is not None:  # scans of the caller's units (an unregistered code has no registry unit)
+            cond, arg = unit_scope("unit", units)
+            where, args = f" AND {cond}", [arg]
         return [
             r[0]
             for r in self._conn().execute(
-                "SELECT DISTINCT dossier_code FROM documents WHERE dossier_code NOT IN (SELECT code FROM dossiers) "
-                "ORDER BY dossier_code"
+                "SELECT DISTINCT dossier_code FROM documents WHERE dossier_code NOT IN (SELECT code FROM dossiers)"
+                f"{where} ORDER BY dossier_code",
+                args,
             )
         ]
 
-    def rate_report(self, period: Period, rule: str = "any") -> Report:
-        """Whole months from ``rate_stats``; partial months at the edges by ``GROUP BY`` over the covering indexes."""
-        full = _full_months(period)
+    def rate_report(self, period: Period, rule: str = "any", *, units: tuple[str, ...] | None = None) -> Report:
+        """Whole months from ``rate_stats``; partial months at the edges by ``GROUP BY`` over the covering indexes.
+
+        Scoped to *units*: ``rate_stats`` is keyed by unit only for its ``unit`` dimension, which gives the
+        total, unit and month lines of whole months; the other dimensions (and the edges) are counted over the
+        covering indexes, restricted to the caller's units."""
         rows: list[tuple[str, str, str, int, int]] = []  # side, dim, key, n, digitized
-        conn = self._conn()
-        if full:
-            dig = "dig_req" if rule == "required" else "dig_any"
-            rows += conn.execute(
-                f"SELECT side, dim, key, sum(n), sum(CASE WHEN side = 'resolved' THEN dig_any ELSE {dig} END) "
-                "FROM rate_stats WHERE month >= ? AND month <= ? GROUP BY side, dim, key HAVING sum(n) != 0",
-                (full[0], full[1]),
-            ).fetchall()
-        for a, b in _edge_ranges(period, full):
-            rows += self._scan(a, b, rule)
+        full = _full_months(period)
+        if units is not None:
+            if full:
+                rows += self._unit_stats(full, rule, units)
+                rows += self._scan(*_month_range(full), rule, units, ("level", "field", "procedure", "channel"))
+            for a, b in _edge_ranges(period, full):
+                rows += self._scan(a, b, rule, units)
+        else:
+            if full:
+                dig = "dig_req" if rule == "required" else "dig_any"
+                sql = (
+                    f"SELECT side, dim, key, sum(n), sum(CASE WHEN side = 'resolved' THEN dig_any ELSE {dig} END) "
+                    "FROM rate_stats WHERE month >= ? AND month <= ? GROUP BY side, dim, key HAVING sum(n) != 0"
+                )
+                rows += self._conn().execute(sql, (full[0], full[1])).fetchall()
+            for a, b in _edge_ranges(period, full):
+                rows += self._scan(a, b, rule)
         total = Line("total")
         by: dict[str, dict[str, Line]] = {d: {} for d in DIMENSIONS}
         for side, dim, key, count, digitized in rows:
@@ -247,22 +299,51 @@ class SqliteRegistry:
         breakdowns = {d: sorted(v.values(), key=lambda ln: ln.key) for d, v in by.items()}
         return Report(period, rule, self.digitized_min_confidence, total, breakdowns)
 
-    def _scan(self, a: str, b: str, rule: str) -> list[tuple[str, str, str, int, int]]:
-        """Counts by dimension for dates in [a, b), straight from the covering indexes."""
+    def _unit_stats(
+        self, full: tuple[str, str], rule: str, units: tuple[str, ...]
+    ) -> list[tuple[str, str, str, int, int]]:
+        """Total, unit and month lines of the whole months *full* for *units*, from ``rate_stats``' unit rows."""
+        dig = "dig_req" if rule == "required" else "dig_any"
+        cond, arg = unit_scope("key", units, "?3")
+        sums = f"sum(n), sum(CASE WHEN side = 'resolved' THEN dig_any ELSE {dig} END)"
+        base = f"FROM rate_stats WHERE dim = 'unit' AND month >= ?1 AND month <= ?2 AND {cond}"
+        sql = " UNION ALL ".join(
+            f"SELECT side, '{name}', {key}, {sums} {base} GROUP BY side, 3 HAVING sum(n) != 0"
+            for name, key in (("total", "'total'"), ("unit", "key"), ("month", "month"))
+        )
+        return self._conn().execute(sql, (full[0], full[1], arg)).fetchall()
+
+    def _scan(
+        self, a: str, b: str, rule: str, units: tuple[str, ...] | None = None, only: tuple[str, ...] | None = None
+    ) -> list[tuple[str, str, str, int, int]]:
+        """Counts by dimension (*only* these) for dates in [a, b) (of *units*), straight from the covering
+        indexes."""
         flag = "required_ok" if rule == "required" else "has_input"
+        scope, args = "", [a, b]
+        if units is not None:
+            cond, arg = unit_scope("unit", units, "?3")
+            scope = f" AND {cond}"
+            args.append(arg)
         out: list[tuple[str, str, str, int, int]] = []
         for side, col, dig in (("received", "received", flag), ("resolved", "resolved", "has_output | no_result")):
             dims = {**_DIMS, "month": f"substr({col}, 1, 7)", "total": "'total'"}
             sql = " UNION ALL ".join(
                 f"SELECT '{side}', '{name}', {expr}, count(*), sum({dig}) FROM dossiers "
-                f"WHERE {col} >= ?1 AND {col} < ?2 GROUP BY 3"
+                f"WHERE {col} >= ?1 AND {col} < ?2{scope} GROUP BY 3"
                 for name, expr in dims.items()
+                if only is None or name in only
             )
-            out += self._conn().execute(sql, (a, b)).fetchall()
+            out += self._conn().execute(sql, args).fetchall()
         return out
 
     def undigitized(
-        self, period: Period, rule: str = "any", side: str = "input", limit: int = 1000
+        self,
+        period: Period,
+        rule: str = "any",
+        side: str = "input",
+        limit: int = 1000,
+        *,
+        units: tuple[str, ...] | None = None,
     ) -> list[dict[str, Any]]:
         a, b = period_bounds(period)
         if side == "output":
@@ -270,10 +351,15 @@ class SqliteRegistry:
         else:
             flag = "required_ok" if rule == "required" else "has_input"
             where = f"received >= ? AND received < ? AND {flag} = 0"
+        args: list[Any] = [a, b]
+        if units is not None:
+            cond, arg = unit_scope("unit", units)
+            where += f" AND {cond}"
+            args.append(arg)
         cur = self._conn().execute(
             f"SELECT {', '.join(_REC_COLS)}, has_input, required_ok, has_output, components FROM dossiers "
             f"WHERE {where} ORDER BY received, code LIMIT ?",
-            (a, b, limit),
+            (*args, limit),
         )
         return [missing_view(*_to_rec(r)) for r in cur]
 
@@ -287,14 +373,18 @@ def _full_months(p: Period) -> tuple[str, str] | None:
     return first.strftime("%Y-%m"), last_end.strftime("%Y-%m")
 
 
+def _month_range(full: tuple[str, str]) -> tuple[str, str]:
+    """Half-open ISO date range [first day, day after the last) of the whole months *full*."""
+    y, m = map(int, full[1].split("-"))
+    return f"{full[0]}-01", date(y + (m == 12), m % 12 + 1, 1).isoformat()
+
+
 def _edge_ranges(p: Period, full: tuple[str, str] | None) -> list[tuple[str, str]]:
     """Half-open ISO date ranges of the period not covered by whole months."""
     a, b = period_bounds(p)
     if full is None:
         return [(a, b)]
-    first = f"{full[0]}-01"
-    y, m = map(int, full[1].split("-"))
-    after = date(y + (m == 12), m % 12 + 1, 1).isoformat()
+    first, after = _month_range(full)
     return [(x, y_) for x, y_ in ((a, first), (after, b)) if x < y_]
 
 

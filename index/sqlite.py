@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from index.base import IndexError_, SearchIndex
-from index.rates_sqlite import REGISTRY_SCHEMA, SqliteRegistry
+from index.rates_sqlite import REGISTRY_SCHEMA, SqliteRegistry, register_functions, unit_scope, unit_values_sql
 from sohoa.models import DocRecord, PageText, SearchHit, SearchQuery, SearchResults
 from sohoa.text import fold, nfc, parse_query, snippet
 
@@ -49,7 +49,9 @@ CREATE TABLE IF NOT EXISTS pages (
 CREATE VIRTUAL TABLE IF NOT EXISTS pages_fts USING fts5(
     exact, folded, tokenize = 'unicode61 remove_diacritics 0'
 );
-"""
+-- every unit value stored in documents or dossiers (unit scope, see index/rates_sqlite.py)
+CREATE TABLE IF NOT EXISTS unit_values (unit TEXT PRIMARY KEY) WITHOUT ROWID;
+""" + unit_values_sql("documents")
 
 _DOC_COLS = (
     "id, dossier_code, kind, component, unit, filename, status, received_at, sha256, "
@@ -72,10 +74,16 @@ class SqliteIndex(SqliteRegistry, SearchIndex):
         with self._lock:
             conn = self._conn()
             had_stats = conn.execute("SELECT 1 FROM sqlite_master WHERE name='rate_stats'").fetchone()
+            had_units = conn.execute("SELECT 1 FROM sqlite_master WHERE name='unit_values'").fetchone()
             cols = {r[1] for r in conn.execute("PRAGMA table_info(dossiers)")}
             if cols and "signed" not in cols:  # database from before the signature flag
                 conn.execute("ALTER TABLE dossiers ADD COLUMN signed INTEGER NOT NULL DEFAULT 0")
             conn.executescript(SCHEMA + REGISTRY_SCHEMA)
+            if not had_units:  # database from before the unit scope: the values already stored
+                conn.execute(
+                    "INSERT OR IGNORE INTO unit_values (unit) "
+                    "SELECT unit FROM documents UNION SELECT unit FROM dossiers"
+                )
         if not had_stats and conn.execute("SELECT 1 FROM dossiers LIMIT 1").fetchone():
             self.rebuild_stats()
 
@@ -87,6 +95,7 @@ class SqliteIndex(SqliteRegistry, SearchIndex):
             except sqlite3.Error as e:
                 raise IndexError_(f"cannot open SQLite index {self.path}: {e}") from e
             conn.row_factory = sqlite3.Row
+            register_functions(conn)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -161,9 +170,15 @@ class SqliteIndex(SqliteRegistry, SearchIndex):
         statuses: list[str] | None = None,
         sha256: str | None = None,
         limit: int = 1000,
+        *,
+        units: tuple[str, ...] | None = None,
     ) -> list[DocRecord]:
         where: list[str] = []
         args: list[object] = []
+        if units is not None:
+            cond, arg = unit_scope("unit", units)
+            where.append(cond)
+            args.append(arg)
         if dossier_code is not None:
             where.append("dossier_code=?")
             args.append(nfc(dossier_code))
@@ -207,6 +222,10 @@ class SqliteIndex(SqliteRegistry, SearchIndex):
         if query.date_to:
             where.append("substr(d.received_at, 1, 10) <= ?")
             args.append(query.date_to[:10])
+        if query.units is not None:
+            cond, arg = unit_scope("d.unit", query.units)
+            where.append(cond)
+            args.append(arg)
         base = (
             "FROM pages_fts JOIN pages p ON p.rowid = pages_fts.rowid JOIN documents d ON d.id = p.doc_id "
             "WHERE " + " AND ".join(where)

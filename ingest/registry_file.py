@@ -172,7 +172,7 @@ def parse_rows(
 
         try:
             code = str(get("code") or "")
-            if not re.fullmatch(code_pattern, code):
+            if not re.fullmatch(code_pattern, code, re.ASCII):
                 raise ValueError(f"malformed dossier code {code!r}")
             received = parse_date(get("received"))
             if not received:

@@ -11,7 +11,7 @@ from pathlib import Path
 from ingest.validate import InputError, validate_file, validate_metadata
 from sohoa.context import Context, doc_prefix
 from sohoa.models import Manifest, Status, utcnow
-from sohoa.text import nfc
+from sohoa.text import clean_label, safe_filename
 
 log = logging.getLogger("sohoa.ingest")
 
@@ -53,7 +53,7 @@ def _prepare(ctx: Context, item: UploadItem) -> Manifest:
             ctx.settings, item.dossier_code, item.kind, item.component, item.unit
         )
     except InputError as e:
-        e.filename = nfc(item.filename)
+        e.filename = safe_filename(item.filename)
         raise
     info = validate_file(ctx.settings, item.path, item.filename)
     doc_id = uuid.uuid4().hex
@@ -61,9 +61,9 @@ def _prepare(ctx: Context, item: UploadItem) -> Manifest:
         id=doc_id,
         dossier_code=code,
         kind=kind,
-        component=comp,
-        unit=unit,
-        filename=nfc(Path(item.filename).name),
+        unit=clean_label(unit),
+        component=clean_label(comp),
+        filename=safe_filename(item.filename),
         media_type=info.media_type,
         size=info.size,
         sha256=_sha256(item.path),

@@ -12,6 +12,7 @@ from PIL import Image
 from sohoa.models import Kind
 from sohoa.settings import Settings
 from sohoa.text import nfc
+from workers.pages import ensure_pil_guard, open_scan, pdf_render_dpi
 
 MEDIA = {
     "pdf": ("application/pdf", ".pdf"),
@@ -76,7 +77,7 @@ def validate_metadata(
     code = nfc((dossier_code or "").strip())
     if not code:
         raise InputError("dossier code (mã hồ sơ) is required")
-    if not re.fullmatch(settings.dossier_code_pattern, code):
+    if not re.fullmatch(settings.dossier_code_pattern, code, re.ASCII):
         raise InputError(
             f"malformed dossier code {code!r}: expected a code like 000.00.06.H56-231027-0361 "
             f"(pattern {settings.dossier_code_pattern}, set SOHOA_DOSSIER_CODE_PATTERN to change it)"
@@ -102,6 +103,17 @@ def _check_pixels(settings: Settings, w: int, h: int, where: str) -> None:
         )
 
 
+def _check_page_budget(settings: Settings, w: int, h: int, page: int) -> None:
+    """One decoded page may hold at most ``max_page_pixels`` (a small file can declare a huge page)."""
+    if w * h > settings.max_page_pixels:
+        raise InputError(
+            f"page {page} is {w}×{h} px ({w * h / 1e6:,.0f} megapixels), above the per-page limit of "
+            f"{settings.max_page_pixels / 1e6:,.0f} megapixels (SOHOA_MAX_PAGE_PIXELS); decoded it would "
+            f"take about {w * h * 3 / 1e6:,.0f} MB: rescan it at a lower resolution (A4 at 600 dpi fits)",
+            status=413,
+        )
+
+
 def _validate_pdf(settings: Settings, path: Path, info: FileInfo) -> None:
     import pikepdf
 
@@ -123,23 +135,41 @@ def _validate_pdf(settings: Settings, path: Path, info: FileInfo) -> None:
             raise InputError("PDF has no pages")
         if n > settings.max_pages:
             raise InputError(f"PDF has {n} pages, above the limit of {settings.max_pages} (SOHOA_MAX_PAGES)", 413)
+        reduced: list[tuple[int, int]] = []  # (page, dpi) of pages rendered below render_dpi
         for i, page in enumerate(pdf.pages, 1):
             try:
                 box = [float(x) for x in page.mediabox]
+                unit = float(page.obj.get("/UserUnit", 1) or 1)
             except Exception as e:
                 raise InputError(f"corrupt PDF: page {i} has no valid size ({e})") from e
             wpt, hpt = abs(box[2] - box[0]), abs(box[3] - box[1])
             scale = settings.render_dpi / 72.0
             _check_pixels(settings, int(wpt * scale), int(hpt * scale), f"PDF page {i} at {settings.render_dpi} dpi")
+            dpi = pdf_render_dpi(wpt * unit, hpt * unit, settings.render_dpi, settings.max_page_pixels)
+            if dpi < 1:
+                raise InputError(
+                    f"PDF page {i} is {wpt * unit:,.0f}×{hpt * unit:,.0f} pt, too large to render within "
+                    f"{settings.max_page_pixels / 1e6:,.0f} megapixels (SOHOA_MAX_PAGE_PIXELS)",
+                    413,
+                )
+            if dpi < settings.render_dpi:
+                reduced.append((i, dpi))
+        if reduced:
+            listed = ", ".join(f"page {p} at {d} dpi" for p, d in reduced[:5]) + (", …" if len(reduced) > 5 else "")
+            info.warnings.append(
+                f"{len(reduced)} PDF page(s) too large for {settings.render_dpi} dpi within "
+                f"{settings.max_page_pixels / 1e6:,.0f} megapixels per page (SOHOA_MAX_PAGE_PIXELS) "
+                f"will be rendered at a lower resolution: {listed}"
+            )
         info.pages = n
 
 
 def _validate_image(settings: Settings, path: Path, info: FileInfo) -> None:
+    ensure_pil_guard(settings.max_page_pixels)  # PIL's guard stays finite; ours is checked first, per frame
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            Image.MAX_IMAGE_PIXELS = None  # our own limit applies, before decoding
-            with Image.open(path) as im:
+            with open_scan(path, info.format) as im:  # header only: nothing is decoded before the checks
                 n = int(getattr(im, "n_frames", 1))
                 if n > settings.max_pages:
                     raise InputError(
@@ -148,6 +178,7 @@ def _validate_image(settings: Settings, path: Path, info: FileInfo) -> None:
                 for i in range(n):
                     im.seek(i)
                     _check_pixels(settings, im.width, im.height, f"page {i + 1}" if n > 1 else "image")
+                    _check_page_budget(settings, im.width, im.height, i + 1)
                     dpi = im.info.get("dpi")
                     if dpi and 0 < round(float(dpi[0])) < settings.min_dpi_warning:  # PNG stores px/m: 199.9994
                         info.warnings.append(

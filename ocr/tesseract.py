@@ -101,7 +101,7 @@ def run_tesseract(
 
     With *text_only_pdf* the PDF holds only the invisible text layer (the caller adds the image).
     """
-    with tempfile.TemporaryDirectory(prefix="sohoa-tess-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"sohoa-tess-{os.getpid()}-") as tmp:
         src = Path(tmp) / "page.pgm"  # uncompressed: 4× faster to write than PNG
         if not cv2.imwrite(str(src), image):
             raise OcrError("cannot write the page image for tesseract")
@@ -143,7 +143,7 @@ def _osd_dir(tessdata: str) -> str:
 
 def run_osd(image: np.ndarray, tessdata: str, dpi: int = 150, timeout_s: float = 60) -> tuple[int, float]:
     """Tesseract orientation detection (``--psm 0``): (degrees to rotate clockwise, confidence); (0, 0.0) if unknown."""
-    with tempfile.TemporaryDirectory(prefix="sohoa-osd-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"sohoa-osd-{os.getpid()}-") as tmp:
         src = Path(tmp) / "page.pgm"
         cv2.imwrite(str(src), image)
         cmd = ["tesseract", str(src), "stdout", "--tessdata-dir", _osd_dir(tessdata), "--psm", "0",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("sohoa")
 
 ProgressFn = Callable[[int, int], None]
+DOC_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # ASCII only: "s½".isalnum() is True
 
 
 def doc_prefix(doc_id: str) -> str:
@@ -60,7 +62,7 @@ class Context:
 
     # -- manifests (the system of record) ------------------------------------------------------
     def load_manifest(self, doc_id: str) -> Manifest:
-        if not doc_id or not all(c.isalnum() or c in "-_" for c in doc_id):
+        if not DOC_ID.fullmatch(doc_id or ""):
             raise NotFound(doc_id)
         return Manifest.from_json(self.store.get_bytes(manifest_key(doc_id)))
 

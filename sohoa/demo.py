@@ -189,3 +189,37 @@ def make_demo_batch(folder: Path, dpi: int = 300) -> list[DemoFile]:
         for df in files:
             f.write(f"{df.path.name},{df.dossier_code},{df.kind},{df.component},{df.unit}\n")
     return files
+
+
+DEMO_UNITS = [  # (code, name, parent): the demo batch's units in a small tree
+    ("38", "UBND tỉnh Thanh Hóa", ""),
+    ("38.QX", "UBND huyện Quảng Xương", "38"),
+    ("38.QX.QD", "UBND xã Quảng Định", "38.QX"),
+]
+DEMO_ACCOUNTS = [  # (user, roles, units, display name)
+    ("quantri", ["admin"], ["*"], "Quản trị hệ thống"),
+    ("vanthu", ["clerk"], ["38.QX"], "Văn thư một cửa huyện"),
+    ("tracuu", ["staff"], ["38.QX"], "Cán bộ tra cứu huyện"),
+    ("tracuu.xa", ["staff"], ["38.QX.QD"], "Cán bộ tra cứu xã Quảng Định"),
+    ("lanhdao", ["manager"], ["38"], "Lãnh đạo tỉnh"),
+    ("kiemtra", ["auditor"], ["*"], "Kiểm tra nhật ký"),
+]
+
+
+def seed_demo_accounts(auth: object) -> list[tuple[str, str, str, str | None]]:
+    """Create the demo unit tree (if there is none) and one account per role (if missing), each with a
+    random password. Returns (user, roles, units, password or None when the account already existed)."""
+    from sohoa.auth import AuthStore, Unit
+    from sohoa.cli.admin import generate_password
+
+    assert isinstance(auth, AuthStore)
+    if not auth.units().units:
+        auth.import_units([Unit(c, n, p) for c, n, p in DEMO_UNITS])
+    out: list[tuple[str, str, str, str | None]] = []
+    for user, roles, units, display in DEMO_ACCOUNTS:
+        password: str | None = None
+        if auth.get_user(user) is None:
+            password = generate_password()
+            auth.add_user(user, password, roles, units, display)
+        out.append((user, ", ".join(roles), ", ".join(units), password))
+    return out

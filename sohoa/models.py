@@ -160,6 +160,10 @@ class PageText:
     text: str
 
 
+MAX_QUERY_CHARS = 300  # a 30 KB query took 11 s on SQLite; real queries are a few words
+MAX_QUERY_WORDS = 32
+
+
 @dataclass
 class SearchQuery:
     q: str
@@ -170,9 +174,17 @@ class SearchQuery:
     date_to: str | None = None  # ISO date, inclusive
     page: int = 1
     size: int = 10
+    # Unit scope of the caller: None = every unit (no filter); a tuple = only documents whose ``unit`` is
+    # one of these values (NFC, as stored: the codes and names of the caller's units and their sub-units).
+    # An empty tuple matches nothing. Applied inside the index query, so totals and pages stay right.
+    units: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         """Refuse what cannot be a query (ValueError, message for the person who typed it)."""
+        if len(self.q) > MAX_QUERY_CHARS or len(self.q.split()) > MAX_QUERY_WORDS:
+            raise ValueError(
+                f"câu tìm kiếm quá dài: tối đa {MAX_QUERY_CHARS} ký tự, {MAX_QUERY_WORDS} từ (query too long)"
+            )
         self.date_from = _iso_date("date_from", self.date_from)
         self.date_to = _iso_date("date_to", self.date_to)
         if self.date_from and self.date_to and self.date_to < self.date_from:

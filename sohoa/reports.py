@@ -88,11 +88,12 @@ def to_xlsx(report: Report) -> bytes:
     return buf.getvalue()
 
 
-def portal_export(index: SearchIndex) -> list[dict[str, Any]]:
-    """One object per registered dossier in the national portal's field names."""
+def portal_export(index: SearchIndex, units: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """One object per registered dossier in the national portal's field names; *units*: the caller's scope
+    (registry rows and scans of those units only, see :mod:`index.base`; None = every unit)."""
     out = []
-    for rec, flags in index.registry():
-        docs = [d for d in index.list_documents(dossier_code=rec.code) if d.status == Status.DONE.value]
+    for rec, flags in index.registry(units=units):
+        docs = [d for d in index.list_documents(dossier_code=rec.code, units=units) if d.status == Status.DONE.value]
         components = [
             {"TenThanhPhan": d.component or d.filename, "DuocSoHoa": 1, "DuocTaiSuDung": 0,
              "DuongDanTep": f"documents/{d.id}/out/document.pdf"}

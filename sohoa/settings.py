@@ -19,6 +19,11 @@ PREFIX = "SOHOA_"
 
 SECRET_FIELDS = ("secret", "password", "token", "key")
 DEFAULT_DOSSIER_CODE_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z.]{0,39}-\d{6}-\d{4,6}$"
+# Decoded pixels allowed for ONE page (SOHOA_MAX_PAGE_PIXELS). A4 at 600 dpi is 4961×7016 = 34.8 MP and
+# A3 at 400 dpi 4677×6614 = 30.9 MP; 40 MP leaves ~15 % for scanner overscan. A 12000×12000 px PNG
+# (144 MP, grew a worker by ~550 MB) is refused. Measured peak growth of a worker per page: A4 300 dpi
+# 80 MB, a 35 MP scan 130 MB, a PDF page rendered at 40 MP 265 MB.
+DEFAULT_MAX_PAGE_PIXELS = 40_000_000
 
 
 class SettingsError(ValueError):
@@ -56,6 +61,13 @@ class Settings:
     port: int = 8000
     log_level: str = "INFO"
     log_json: bool = False
+    max_page_pixels: int = DEFAULT_MAX_PAGE_PIXELS  # decoded pixels of one page (images refused, PDFs rendered below)
+    max_batch_mb: int = 2048  # whole POST /documents request body, enforced while it streams in
+    cors_origins: str = ""  # comma-separated origins allowed by CORS; empty: CORS off
+    trusted_proxy: bool = False  # believe X-Forwarded-Proto (HSTS behind a TLS-terminating proxy)
+    secret_key: str = ""  # signs session cookies; empty = a random key kept in object storage
+    session_idle_minutes: int = 30
+    session_max_hours: int = 12
 
     def __post_init__(self) -> None:
         data = Path(self.data_dir).expanduser()

@@ -21,6 +21,25 @@ def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+def clean_label(text: str, limit: int = 300) -> str:
+    """A one-line label (unit, component name): NFC, no control or format characters, single spaces."""
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in nfc(text))
+    return " ".join(text.split())[:limit]
+
+
+def safe_filename(name: str, limit: int = 180) -> str:
+    """The last path component of an uploaded file's name, safe to store and to show: NFC, no directory
+    parts (``/`` or ``\\``), no control or bidi-override characters, no leading dots, single spaces, at most
+    *limit* characters (the extension kept). Never empty: ``tệp`` when nothing is left."""
+    base = re.split(r"[/\\]", nfc(name))[-1]
+    base = clean_label(base, 10_000).lstrip(". ").rstrip(" ")
+    if len(base) > limit:
+        stem, dot, ext = base.rpartition(".")
+        keep_ext = bool(dot) and 0 < len(ext) <= 10
+        base = stem[: limit - len(ext) - 1].rstrip() + "." + ext if keep_ext else base[:limit].rstrip()
+    return base or "tệp"
+
+
 @lru_cache(maxsize=4096)
 def _fold_char(ch: str) -> str:
     if ch in _SPECIAL:

@@ -70,3 +70,25 @@ def wait_for(fn: Any, timeout: float = 300, interval: float = 0.3, what: str = "
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+ALL_ROLES = ("clerk", "staff", "manager", "auditor", "admin")
+
+
+def api_token(settings: Settings, roles: tuple[str, ...] = ALL_ROLES, units: tuple[str, ...] = ("*",),
+              name: str = "test") -> str:  # fmt: skip
+    """A bearer token made directly in the settings' object store (as `sohoa token create` does)."""
+    from sohoa.auth import AuthStore
+    from storage import open_store
+
+    store = open_store(settings.storage_url)
+    try:
+        return AuthStore(store).create_token(name, roles, units)
+    finally:
+        store.close()
+
+
+def authorize(client: Any, settings: Settings, **kw: Any) -> Any:
+    """*client* (a TestClient or httpx.Client) with a bearer token of every role and every unit."""
+    client.headers["Authorization"] = f"Bearer {api_token(settings, **kw)}"
+    return client

@@ -73,3 +73,39 @@ def huge_png_header(width: int = 50_000, height: int = 50_000) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
     )
+
+
+def blank_scan(width: int, height: int, fmt: str = "PNG", dpi: int = 300, mode: str = "1") -> bytes:
+    """A white page of width×height px that really decodes to that size (bilevel: small file, fast)."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    with Image.new(mode, (width, height), 255 if mode in ("1", "L") else "white") as im:
+        im.save(out, fmt, dpi=(dpi, dpi))
+    return out.getvalue()
+
+
+def multipage_tiff(sizes: list[tuple[int, int]], dpi: int = 300) -> bytes:
+    """A bilevel CCITT G4 TIFF with one white page of each (width, height)."""
+    from PIL import Image
+
+    pages = [Image.new("1", size, 1) for size in sizes]
+    out = io.BytesIO()
+    pages[0].save(out, "TIFF", save_all=True, append_images=pages[1:], compression="group4", dpi=(dpi, dpi))
+    for p in pages:
+        p.close()
+    return out.getvalue()
+
+
+def pdf_with_page_size(width_pt: float, height_pt: float, text: str = "Trang khổ lớn") -> bytes:
+    """A one-page PDF whose MediaBox is width_pt×height_pt points, with a line of text near the top-left."""
+    pdf = pikepdf.new()
+    page = pdf.add_blank_page(page_size=(width_pt, height_pt))
+    font = pdf.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1,
+                                                BaseFont=pikepdf.Name.Helvetica))  # fmt: skip
+    page.obj.Resources = pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font))
+    safe = text.encode("ascii", "replace").decode()
+    page.obj.Contents = pdf.make_stream(f"BT /F1 48 Tf 72 {height_pt - 120:.0f} Td ({safe}) Tj ET".encode())
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()

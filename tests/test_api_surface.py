@@ -18,13 +18,14 @@ from sohoa.settings import Settings
 
 import fixtures
 from conftest import LiveServer
-from deploy import CODE, wait_for
+from deploy import CODE, authorize, wait_for
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, str]]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("api") / "data")
     with TestClient(create_app(settings)) as c:
+        authorize(c, settings)
         r = c.post("/documents", data={"dossier_code": CODE, "kind": "input", "component": "Đơn đề nghị"},
                    files=[("files", ("đơn.pdf", fixtures.two_page_pdf(), "application/pdf"))])  # fmt: skip
         assert r.status_code == 202, r.text
@@ -48,7 +49,8 @@ def test_docs_pages_load_their_scripts_from_the_app(served: tuple[TestClient, st
 
 
 def test_health_shows_clean_urls(served: tuple[TestClient, str]) -> None:
-    h = served[0].get("/health").json()
+    assert served[0].get("/health", headers={"Authorization": ""}).json() == {"status": "ok"}  # liveness only
+    h = served[0].get("/health/details").json()
     assert re.fullmatch(r"sqlite:///[^/].*index\.sqlite3", h["index"]), h
     assert re.fullmatch(r"file:///[^/].*objects", h["storage"]), h
     assert h["broker"] == "memory://"
@@ -95,10 +97,12 @@ def test_page_view_draws_vietnamese_letters_with_one_font(tmp_path: Path, browse
     """The text pane once drew "Đề nghị" as "Đê`nghị": the page text is NFC (checked here too), but the
     browsers' default monospace font (DejaVu Sans Mono) has no precomposed ề/ấ/ộ, so Chromium drew a base
     letter plus a detached combining mark. The pane now uses the body font, which has every letter."""
-    app = create_app(Settings(data_dir=tmp_path / "data"))
+    app_settings = Settings(data_dir=tmp_path / "data")
+    app = create_app(app_settings)
     server = LiveServer(app)
     try:
         with httpx.Client(base_url=server.url, timeout=30) as http:
+            authorize(http, app_settings)
             r = http.post("/documents", data={"dossier_code": CODE, "kind": "input"},
                           files=[("files", ("đề nghị.pdf", fixtures.two_page_pdf(), "application/pdf"))])  # fmt: skip
             doc = r.json()["documents"][0]["id"]
@@ -106,10 +110,23 @@ def test_page_view_draws_vietnamese_letters_with_one_font(tmp_path: Path, browse
             stored = http.get(f"/documents/{doc}/pages/2/text").text
         assert unicodedata.is_normalized("NFC", stored) and "ĐỀ NGHỊ" in stored
 
+        from sohoa.auth import AuthStore
+        from storage import open_store
+
+        store = open_store(app_settings.storage_url)
+        AuthStore(store).add_user("tra.cuu", "Tra-cuu-2026!", ["staff"], ["*"], "Cán bộ tra cứu")
+        store.close()
+
         page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
         shot = shots(page)  # type: ignore[operator]
-        resp = page.goto(f"{server.url}/view/{doc}/2?q=de%20nghi")
-        assert resp.status == 200
+        page.goto(f"{server.url}/view/{doc}/2?q=de%20nghi")
+        assert "/login" in page.url  # no session: sent to the sign-in page, then back
+        shot("sign-in")
+        page.fill("#username", "tra.cuu")
+        page.fill("#password", "Tra-cuu-2026!")
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+        assert page.url.endswith(f"/view/{doc}/2?q=de%20nghi"), page.url
         shown = page.inner_text("pre.page-text")
         assert unicodedata.is_normalized("NFC", shown) and "ĐỀ NGHỊ" in shown
         shot("page-view")

@@ -68,6 +68,15 @@ COVERED = {
     "sohoa report --period quarter:2026-Q3 --rule required --undigitized input": "test_report_undigitized",
     "sohoa report --unregistered": "test_report_unregistered",
     "sohoa export-portal portal.json": "test_export_portal",
+    "sohoa unit import don-vi.csv": "test_accounts_units_tokens_and_audit",
+    "sohoa user add lan.nguyen": "test_accounts_units_tokens_and_audit",
+    "sohoa user list": "test_accounts_units_tokens_and_audit",
+    "sohoa user passwd lan.nguyen": "test_accounts_units_tokens_and_audit",
+    "sohoa user disable lan.nguyen": "test_accounts_units_tokens_and_audit",
+    "sohoa token create": "test_accounts_units_tokens_and_audit",
+    "sohoa token list": "test_accounts_units_tokens_and_audit",
+    "sohoa token revoke TOKEN_ID": "test_accounts_units_tokens_and_audit",
+    "sohoa audit --user lan.nguyen": "test_accounts_units_tokens_and_audit",
     ".venv/bin/python bench/ocr_quality.py": "test_benchmarks_run",
     ".venv/bin/python bench/ocr_speed.py": "test_benchmarks_run",
     ".venv/bin/python bench/pipeline_speed.py": "test_benchmarks_run",
@@ -157,6 +166,11 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Workdir:
     for row in REGISTRY_ROWS:
         ws.append(row)
     wb.save(cwd / "so-dang-ky-q3.xlsx")
+    (cwd / "don-vi.csv").write_text(
+        "code,name,parent\n38,UBND tỉnh Thanh Hóa,\n38.QX,UBND huyện Quảng Xương,38\n"
+        "38.QX.QD,UBND xã Quảng Định,38.QX\n",
+        encoding="utf-8",
+    )
     return Workdir(cwd, cwd / "data")
 
 
@@ -319,9 +333,17 @@ def _stop(proc: subprocess.Popen[bytes], log: Path) -> int:
     return proc.returncode
 
 
-def _get(url: str) -> tuple[int, bytes, str]:
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, str]:
     try:
-        with urllib.request.urlopen(url, timeout=10) as r:
+        with _opener.open(urllib.request.Request(url, headers=headers or {}), timeout=10) as r:
             return r.status, r.read(), r.headers.get("content-type", "")
     except urllib.error.HTTPError as e:
         return e.code, e.read(), e.headers.get("content-type", "")
@@ -343,16 +365,25 @@ def test_serve_answers_health_and_offline_docs(work: Workdir, tmp_path: Path) ->
     proc = _start(work, readme("sohoa serve"), tmp_path / "serve.log", SOHOA_PORT=str(port))
     base = f"http://127.0.0.1:{port}"
     try:
-        health = _wait_health(base, proc, 120)
-        assert health["status"] == "ok"
+        assert _wait_health(base, proc, 120) == {"status": "ok"}  # liveness only, without credentials
+        assert _get(base + "/health/details")[0] == 401
+        made = work.run(["sohoa", "token", "create", "probe", "--role", "admin", "--role", "staff", "--unit", "*",
+                         "--quiet"])  # fmt: skip
+        token = made.out.strip().splitlines()[-1]
+        assert made.code == 0 and token.startswith("sohoa_"), made.out
+        auth = {"Authorization": f"Bearer {token}"}
+        status, body, _ = _get(base + "/health/details", auth)
+        health = json.loads(body)
+        assert status == 200 and health["status"] == "ok", body
         assert health["index"].startswith("sqlite:///") and not health["index"].startswith("sqlite:////")
         assert health["storage"].startswith("file:///")
-        status, page, _ = _get(base + "/docs")
+        assert _get(base + "/docs")[0] in (303, 401)  # behind sign-in too
+        status, page, _ = _get(base + "/docs", auth)
         assert status == 200
         scripts = re.findall(rb'<script src="([^"]+)"', page) + re.findall(rb'<link[^>]+href="([^"]+)"', page)
         assert scripts and all(s.startswith(b"/") for s in scripts), scripts  # served by the app, not a CDN
         for src in scripts:
-            s, body, ctype = _get(base + src.decode())
+            s, body, ctype = _get(base + src.decode(), auth)
             assert s == 200 and len(body) > 1000, (src, s)
     finally:
         assert _stop(proc, tmp_path / "serve.log") == 0
@@ -395,6 +426,8 @@ def test_demo_script_processes_the_batch_and_serves(tmp_path: Path) -> None:
         assert "dossiers with a digitized input component: 3/3; with a digitized result: 2/3" in out, out
         assert re.search(r"search «ho so dat dai»: [1-9]\d* page", out)
         assert re.search(r"search «khai sinh Đức»: [1-9]\d* page", out)
+        for user in ("quantri", "vanthu", "tracuu", "lanhdao", "kiemtra"):  # one account per role, password shown
+            assert re.search(rf"│ {re.escape(user)}\s.*│ \S{{12,}}", out), (user, out[-3000:])
     finally:
         _stop(proc, log)
 
@@ -418,3 +451,56 @@ def test_benchmarks_run(work: Workdir, tmp_path: Path, script: str, small: list[
     print(f"{script}: {time.perf_counter() - t:.0f} s\n{out[-3000:]}")
     assert p.returncode == 0, out
     assert re.search(r"\d+\.\d+", p.stdout.decode()), "the benchmark printed no figure"
+
+
+# -- accounts, units, tokens, audit ------------------------------------------------------------------
+def test_accounts_units_tokens_and_audit(work: Workdir) -> None:
+    r = work.run(readme("sohoa unit import don-vi.csv"))
+    assert r.code == 0 and "imported 3 unit(s)" in r.out, r.out
+    r = work.run(readme("sohoa user add lan.nguyen"))
+    assert r.code == 0 and "created user lan.nguyen: roles clerk; units 38.QX" in r.out, r.out
+    first = re.search(r"password \(shown once\): (\S+)", r.out)
+    assert first
+    again = work.run(readme("sohoa user add lan.nguyen"))
+    assert again.code == 2 and "đã có" in again.out
+    weak = work.run(["sohoa", "user", "add", "yeu", "--role", "staff", "--unit", "38", "--password-stdin"])
+    assert weak.code == 2, weak.out  # empty stdin: too short
+    unknown_unit = work.run(["sohoa", "user", "add", "x.y", "--role", "staff", "--unit", "99", "--generate"])
+    assert unknown_unit.code == 2 and "99" in unknown_unit.out
+    r = work.run(readme("sohoa user list"))
+    assert r.code == 0 and "lan.nguyen" in r.out and "active" in r.out and "1 user(s)" in r.out
+    r = work.run(readme("sohoa user passwd lan.nguyen"))
+    second = re.search(r"password \(shown once\): (\S+)", r.out)
+    assert r.code == 0 and second and second[1] != first[1]
+    from sohoa.auth import AuthStore
+    from storage import open_store
+
+    store = open_store(work.settings.storage_url)
+    try:
+        auth = AuthStore(store)
+        assert auth.authenticate("lan.nguyen", second[1])[0] is not None
+        assert auth.authenticate("lan.nguyen", first[1])[0] is None
+        r = work.run(readme("sohoa user disable lan.nguyen"))
+        assert r.code == 0 and "disabled" in r.out
+        assert auth.authenticate("lan.nguyen", second[1]) == (None, "disabled")
+        r = work.run(readme("sohoa token create"))
+        assert r.code == 0, r.out
+        secret = r.out.strip().splitlines()[-1]
+        principal = auth.verify_token(secret)
+        assert principal and principal.roles == {"clerk"} and principal.units == ("38.QX.QD",)
+        assert "UBND xã Quảng Định" in (principal.scope or ())
+        tid = secret.split("_")[1]
+        r = work.run(readme("sohoa token list"))
+        assert r.code == 0 and tid in r.out and secret.split("_")[2] not in r.out
+        r = work.run([x.replace("TOKEN_ID", tid) for x in readme("sohoa token revoke TOKEN_ID")])
+        assert r.code == 0 and "revoked" in r.out
+        assert auth.verify_token(secret) is None
+    finally:
+        store.close()
+    r = work.run(readme("sohoa audit --user lan.nguyen"))
+    assert r.code == 0, r.out  # the CLI's own changes are recorded as cli:<user>, with lan.nguyen as target
+    r = work.run(["sohoa", "audit", "--action", "token.revoke", "--json"])
+    lines = [json.loads(x) for x in r.out.splitlines() if x.startswith("{")]
+    assert r.code == 0 and len(lines) == 1 and lines[0]["target"] == tid and lines[0]["actor"].startswith("cli:")
+    bad = work.run(["sohoa", "audit", "--from", "garbage"])
+    assert bad.code == 2

@@ -16,7 +16,7 @@ from sohoa.demo import pdf_bytes
 from sohoa.settings import Settings
 
 import fixtures
-from deploy import CODE, kill, scaled_settings, sohoa_process, wait_for
+from deploy import CODE, api_token, kill, scaled_settings, sohoa_process, wait_for
 
 
 def multi_page_pdf(n: int = 4) -> bytes:
@@ -45,19 +45,21 @@ def test_embedded_server_killed_mid_job_recovers(tmp_path: Path) -> None:
             return False
 
     server = sohoa_process(settings, "serve", log=log)
+    auth = {"Authorization": f"Bearer {api_token(settings)}"}
     try:
         wait_for(up, 60, what="API up")
         r = httpx.post(
             base + "/documents",
             data={"dossier_code": CODE, "kind": "input"},
             files=[("files", ("bien-ban.pdf", multi_page_pdf(4), "application/pdf"))],
+            headers=auth,
             timeout=60,
         )
         assert r.status_code == 202, r.text
         doc_id = r.json()["documents"][0]["id"]
 
         def mid_job() -> bool:
-            d = httpx.get(f"{base}/documents/{doc_id}", timeout=5).json()
+            d = httpx.get(f"{base}/documents/{doc_id}", headers=auth, timeout=5).json()
             assert d["status"] != "done", "finished before it could be killed: make the document longer"
             return d["status"] == "processing" and d["progress"]["pages_done"] >= 1
 
@@ -66,13 +68,15 @@ def test_embedded_server_killed_mid_job_recovers(tmp_path: Path) -> None:
         server = sohoa_process(settings, "serve", log=log)
         wait_for(up, 60, what="API up again")
         d = wait_for(
-            lambda: (x := httpx.get(f"{base}/documents/{doc_id}", timeout=5).json())["status"] == "done" and x,
+            lambda: (
+                (x := httpx.get(f"{base}/documents/{doc_id}", headers=auth, timeout=5).json())["status"] == "done" and x
+            ),
             300,
             what="done after restart",
         )
         assert d["page_count"] == 4 and [p["number"] for p in d["pages"]] == [1, 2, 3, 4]
         assert d["attempts"] == 2
-        r = httpx.get(base + "/search", params={"q": "bien ban kiem tra", "size": 50}).json()
+        r = httpx.get(base + "/search", params={"q": "bien ban kiem tra", "size": 50}, headers=auth).json()
         assert sorted(h["page"] for h in r["hits"]) == [1, 2, 3, 4]  # indexed once, not twice
     finally:
         kill(server)

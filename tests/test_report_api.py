@@ -13,7 +13,7 @@ from api import create_app
 from sohoa.settings import Settings
 
 import fixtures
-from deploy import wait_for
+from deploy import authorize, wait_for
 
 CSV = """MaHoSo,MaTTHC,TenLinhVuc,KenhThucHien,NgayTiepNhan,NgayCoKetQua,DonViXuLy,ThanhPhanBatBuoc,KhongCoKetQua
 000.00.06.H56-260701-0001,1.001,Đất đai,1,01/07/2026,15/07/2026,UBND xã A,Đơn đề nghị,0
@@ -26,6 +26,7 @@ CSV = """MaHoSo,MaTTHC,TenLinhVuc,KenhThucHien,NgayTiepNhan,NgayCoKetQua,DonViXu
 def test_manager_flow(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data")
     with TestClient(create_app(settings)) as c:
+        authorize(c, settings)
         r = c.post("/documents", data={"dossier_code": "000.00.06.H56-260701-0001", "kind": "input",
                                        "component": "Đơn đề nghị"},
                    files=[("files", ("don.png", fixtures.png_scan(), "image/png"))])  # fmt: skip

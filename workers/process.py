@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from pathlib import Path
 
@@ -13,8 +12,9 @@ import pikepdf
 import ocr
 from sohoa.context import Context, output_key, page_key
 from sohoa.models import DocRecord, Manifest, PageInfo, PageText, Status, utcnow
+from sohoa.tempfiles import tempdir
 from storage import NotFound
-from workers.pages import PageSourceError, iter_pages
+from workers.pages import PageSourceError, iter_pages, ocr_input_dpi
 
 log = logging.getLogger("sohoa.worker")
 
@@ -50,15 +50,21 @@ def process_document(ctx: Context, doc_id: str) -> None:
     settings = _ocr_settings(ctx)
     texts: list[PageText] = []
     try:
-        with tempfile.TemporaryDirectory(prefix="sohoa-job-") as tmp_s:
-            tmp = Path(tmp_s)
+        with tempdir("job") as tmp:
             original = tmp / ("original" + Path(m.original_key).suffix)
             ctx.store.download(m.original_key, original)
             page_pdfs: list[Path] = []
             stage_totals: dict[str, float] = {}
-            for src in iter_pages(original, m.media_type, ctx.settings.render_dpi):
+            pages = iter_pages(original, m.media_type, ctx.settings.render_dpi, ctx.settings.max_page_pixels)
+            for src in pages:
                 tp = time.perf_counter()
-                res = ocr.process_page(src.image, src.dpi, settings)
+                dpi = ocr_input_dpi(src.image.size, src.dpi, ctx.settings.max_page_pixels)
+                if dpi != src.dpi:
+                    log.warning(
+                        "page %d (%d×%d px at %s dpi) read as %d dpi: upscaled to 300 dpi it would exceed "
+                        "SOHOA_MAX_PAGE_PIXELS", src.number, *src.image.size, src.dpi, dpi, extra=extra,
+                    )  # fmt: skip
+                res = ocr.process_page(src.image, dpi, settings)
                 src.image.close()
                 n = src.number
                 ctx.store.put_bytes(page_key(doc_id, n, "txt"), res.text.encode("utf-8"), "text/plain; charset=utf-8")
@@ -87,7 +93,7 @@ def process_document(ctx: Context, doc_id: str) -> None:
                         word_count=res.word_count,
                         rotation=res.rotation,
                         skew=round(res.skew, 2),
-                        low_dpi=res.dpi < ctx.settings.min_dpi_warning,
+                        low_dpi=(src.dpi or res.dpi) < ctx.settings.min_dpi_warning,  # res.dpi: after upscaling
                         seconds=round(time.perf_counter() - tp, 3),
                         text_coverage=res.text_coverage,
                     )

@@ -74,6 +74,9 @@ class JobQueue:
 
     def start_worker(self, threads: int) -> dramatiq.Worker:
         if self.worker is None:
+            from sohoa.tempfiles import remove_stale
+
+            remove_stale()  # job folders left by a worker that was killed (kill -9, OOM) before cleaning up
             self.worker = dramatiq.Worker(self.broker, worker_threads=max(1, threads), worker_timeout=200)
             self.worker.start()
             log.info("started %d worker thread(s) on %s", threads, self.url)

@@ -30,11 +30,24 @@ class CliError(Exception):
 
 
 class Runtime:
-    """Settings, and the backends opened only when a command needs them (``config`` and ``serve`` do not)."""
+    """Settings, and the backends opened only when a command needs them (``config`` and ``serve`` do not).
+    What the local operator reads or changes is audited as ``cli:<os user>``, like any API caller."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._ctx: Context | None = None
+        self._audit: object | None = None
+
+    def audit(self, action: str, target: str = "", dossier: str = "", **details: object) -> None:
+        import getpass
+
+        from sohoa.audit import AuditEvent, AuditLog
+
+        if self._audit is None:
+            self._audit = AuditLog(self.ctx.store)
+        assert isinstance(self._audit, AuditLog)
+        self._audit.record(AuditEvent(actor=f"cli:{getpass.getuser()}", actor_kind="cli", action=action,
+                                      target=target, dossier=dossier, details=dict(details)))  # fmt: skip
 
     @property
     def ctx(self) -> Context:
@@ -43,6 +56,9 @@ class Runtime:
         return self._ctx
 
     def close(self) -> None:
+        if self._audit is not None:
+            self._audit.close()  # type: ignore[attr-defined]
+            self._audit = None
         if self._ctx is not None:
             self._ctx.close()
             self._ctx = None

@@ -80,6 +80,9 @@ def cmd_ingest(rt: Runtime, args: argparse.Namespace) -> int:
             console.print(f"[yellow]duplicate[/yellow] {a.manifest.filename} is already document {a.manifest.id}")
         for w in a.manifest.warnings:
             console.print(f"[yellow]warning[/yellow] {a.manifest.filename}: {w}")
+    for a in accepted:
+        rt.audit("document.upload", a.manifest.id, a.manifest.dossier_code, filename=a.manifest.filename,
+                 duplicate=a.duplicate)  # fmt: skip
     console.print(f"accepted {len(accepted)} file(s), rejected {len(errors)}")
     wait = args.wait if args.wait is not None else ctx.settings.embedded_broker
     if wait and accepted:
@@ -108,6 +111,7 @@ def cmd_status(rt: Runtime, args: argparse.Namespace) -> int:
             limit=args.limit,
         )
         ms = [rt.ctx.load_manifest(d.id) for d in docs]
+    rt.audit("document.list", dossier=args.dossier or "", ids=args.ids, count=len(ms))
     console.print(docs_table(ms))
     counts: dict[str, int] = {}
     for m in ms:
@@ -131,6 +135,8 @@ def cmd_search(rt: Runtime, args: argparse.Namespace) -> int:
     except ValueError as e:
         raise CliError(str(e)) from None
     res = rt.ctx.index.search(query)
+    rt.audit("search", dossier=query.dossier_code or "", q=query.q, kind=args.kind, unit=args.unit,
+             date_from=args.date_from, date_to=args.date_to, total=res.total)  # fmt: skip
     console.print(f"{res.total} page(s) match «{res.query}»")
     for h in res.hits:
         snip = h.snippet.replace("<mark>", "[bold yellow]").replace("</mark>", "[/]")
@@ -147,6 +153,7 @@ def cmd_dossier(rt: Runtime, args: argparse.Namespace) -> int:
     if not s.documents and reg is None:
         console.print(f"[red]không có tài liệu và không có trong sổ đăng ký: hồ sơ {code} (unknown dossier)")
         return 1
+    rt.audit("dossier.read", code, code)
     console.print(f"dossier {s.code}: input digitized={s.input_digitized} output digitized={s.output_digitized}")
     if reg is not None:
         rec, flags = reg
@@ -180,12 +187,14 @@ def cmd_reindex(rt: Runtime, args: argparse.Namespace) -> int:
     with Progress(TextColumn("[bold]reindex"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
         task = bar.add_task("", total=None)
         n = rt.ctx.reindex(lambda i, total: bar.update(task, completed=i, total=total))
+    rt.audit("index.rebuild", documents=n)
     console.print(f"re-indexed {n} document(s) from {rt.ctx.store.url}")
     return 0
 
 
 def cmd_recover(rt: Runtime, args: argparse.Namespace) -> int:
     ids = rt.ctx.recover()
+    rt.audit("document.recover", documents=len(ids))
     console.print(f"re-queued {len(ids)} document(s)")
     if ids and rt.settings.embedded_broker:
         rt.ctx.queue.start_worker(rt.settings.worker_threads)

@@ -22,6 +22,8 @@ def cmd_registry(rt: Runtime, args: argparse.Namespace) -> int:
         res = import_registry(rt.ctx.index, path, rt.settings.dossier_code_pattern, strict=args.strict)
     except RegistryFileError as e:
         raise CliError(f"{args.file}: {e}") from None
+    rt.audit("registry.import", str(path), inserted=res.inserted, updated=res.updated, errors=len(res.errors),
+             refused=res.refused)  # fmt: skip
     for line, msg in res.errors:
         console.print(f"[red]{args.file}:{line}[/red] {msg}", highlight=False)
     if res.refused:
@@ -40,6 +42,7 @@ def cmd_report(rt: Runtime, args: argparse.Namespace) -> int:
 
     if args.unregistered:
         codes = rt.ctx.index.unregistered()
+        rt.audit("report.unregistered", count=len(codes))
         console.print(f"{len(codes)} dossier code(s) have scans but no registry row:")
         for c in codes:
             console.print(c, highlight=False)
@@ -50,6 +53,7 @@ def cmd_report(rt: Runtime, args: argparse.Namespace) -> int:
         raise CliError(str(e)) from None
     if args.undigitized:
         rows = rt.ctx.index.undigitized(period, args.rule, args.undigitized, limit=args.limit)
+        rt.audit("report.undigitized", period.label, rule=args.rule, side=args.undigitized, count=len(rows))
         t = Table(title=f"not digitized ({args.undigitized}) — {period.label}, rule {args.rule}")
         for col in ("dossier", "procedure", "unit", "received", "resolved", "missing components"):
             t.add_column(col)
@@ -66,6 +70,7 @@ def cmd_report(rt: Runtime, args: argparse.Namespace) -> int:
         console.print(f"{len(rows)} dossier(s) not digitized ({args.undigitized})")
         return 0
     rep = rt.ctx.index.rate_report(period, args.rule)
+    rt.audit("report.read", period.label, rule=args.rule, by=args.by, csv=args.csv, xlsx=args.xlsx)
     bys = args.by or ["total"]
     for by in bys:
         headers, cells = reports.table(rep, by)
@@ -88,6 +93,7 @@ def cmd_export_portal(rt: Runtime, args: argparse.Namespace) -> int:
     from sohoa.reports import portal_export
 
     data = portal_export(rt.ctx.index)
+    rt.audit("export.portal", str(args.out), dossiers=len(data))
     out = Path(args.out)
     tmp = out.with_name(out.name + ".part")
     tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")

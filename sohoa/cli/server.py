@@ -73,12 +73,27 @@ def cmd_demo(rt: Runtime, args: argparse.Namespace) -> int:
                 f"search «{q}»: {res.total} page(s); top: "
                 + ", ".join(f"{h.dossier_code} {h.filename} p.{h.page}" for h in res.hits)
             )
+        accounts(rt)
     finally:
         rt.close()
     if args.no_serve:
         return 0
     args.host = None
     return cmd_serve(rt, args)
+
+
+def accounts(rt: Runtime) -> None:
+    """The demo's unit tree and one account per role, with passwords printed once."""
+    from sohoa.auth import AuthStore
+    from sohoa.demo import seed_demo_accounts
+
+    rows = seed_demo_accounts(AuthStore(rt.ctx.store, rt.settings.secret_key))
+    t = Table(title="demo accounts (sign in at /login; passwords are shown only when created)")
+    for col in ("user", "roles", "units", "password"):
+        t.add_column(col, overflow="fold")
+    for user, roles, units, password in rows:
+        t.add_row(user, roles, units, password or "(already existed: sohoa user passwd NAME --generate)")
+    console.print(t)
 
 
 def cmd_config(rt: Runtime, args: argparse.Namespace) -> int:
