@@ -12,13 +12,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import AppState, LoginRequired, app_state, login_url, require
 from api.docs import add_offline_docs
 from api.routes import audit as audit_routes
 from api.routes import auth as auth_routes
-from api.routes import documents, dossiers, pages, reports, search
+from api.routes import documents, dossiers, pages, reports, search, ui_admin, ui_clerk, ui_manage
 from ingest import InputError
 from sohoa import __version__
 from sohoa.audit import AuditLog
@@ -136,12 +138,35 @@ def create_app(
             "broker": mask_url(settings.broker_url),
         }
 
-    for module in (documents, search, dossiers, reports, auth_routes, audit_routes, pages):
+    for module in (documents, search, dossiers, reports, auth_routes, audit_routes, pages, ui_clerk, ui_manage,
+                   ui_admin):  # fmt: skip
         app.include_router(module.router)
+    from pathlib import Path
+
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/static/app", StaticFiles(directory=Path(__file__).parent / "static" / "app"), name="app-assets")
 
     @app.exception_handler(InputError)
     def input_error(_: Request, e: InputError) -> JSONResponse:
         return JSONResponse({"detail": {"message": str(e)}}, status_code=e.status)
+
+    html_prefixes = ("/view/", "/doc/", "/queue", "/upload", "/reports", "/registry", "/admin/", "/audit-log")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, e: StarletteHTTPException) -> Response:
+        """The pages answer errors with a page in Vietnamese; the API with JSON."""
+        path = request.url.path
+        if request.method == "GET" and (path == "/" or path.startswith(html_prefixes)):
+            from api.ui import page
+
+            principal = getattr(request.state, "principal", None)
+            if principal is not None:
+                detail = e.detail.get("message") if isinstance(e.detail, dict) else str(e.detail)
+                titles = {403: "Không có quyền", 404: "Không tìm thấy"}
+                return page(request, principal, "error.html", status_code=e.status_code, status=e.status_code,
+                            title=titles.get(e.status_code, "Có lỗi"), message=detail)  # fmt: skip
+        return await http_exception_handler(request, e)
 
     @app.exception_handler(LoginRequired)
     def login_required(_: Request, e: LoginRequired) -> Response:

@@ -24,6 +24,7 @@ class UploadItem:
     kind: str
     component: str = ""
     unit: str = ""
+    uploaded_by: str = ""  # user name, token:<id> or cli:<os user>
 
 
 @dataclass
@@ -71,6 +72,7 @@ def _prepare(ctx: Context, item: UploadItem) -> Manifest:
         received_at=utcnow(),
         declared_pages=info.pages,
         warnings=info.warnings,
+        uploaded_by=item.uploaded_by,
     )
 
 

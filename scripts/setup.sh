@@ -77,4 +77,19 @@ PY
   fi
   rm -rf "$tmp"
 fi
+# 5. axe-core (MPL-2.0) for the accessibility checks of the browser tests, pinned, from the npm registry ------
+VENDOR="${SOHOA_VENDOR_DIR:-$HOME/.local/share/sohoa/vendor}"
+AXE_VERSION=4.10.2
+mkdir -p "$VENDOR"
+if [ ! -s "$VENDOR/axe-$AXE_VERSION.min.js" ]; then
+  tmp="$(mktemp -d)"
+  if (cd "$tmp" && npm pack --silent "axe-core@$AXE_VERSION" >/dev/null 2>&1) \
+     && tar -xzf "$tmp"/axe-core-*.tgz -C "$tmp" package/axe.min.js; then
+    mv "$tmp/package/axe.min.js" "$VENDOR/axe-$AXE_VERSION.min.js"
+    say "installed axe-core $AXE_VERSION into $VENDOR"
+  else
+    say "WARNING: could not fetch axe-core from npm; the accessibility tests will fail"
+  fi
+  rm -rf "$tmp"
+fi
 say "ready: $(.venv/bin/python --version), $(tesseract --version 2>&1 | head -n1), models in $TESSDATA, word list in $LEXICON"

@@ -86,8 +86,9 @@ class Context:
                 log.warning("index lists %s but its manifest is gone; dropping it", doc.id)
                 self.index.delete_document(doc.id)
                 continue
-            if Status(m.status).terminal:
-                self.index.upsert_document(DocRecord.from_manifest(m))
+            if Status(m.status).terminal or m.deleted:
+                if not m.deleted:
+                    self.index.upsert_document(DocRecord.from_manifest(m))
                 continue
             m.set_status(Status.QUEUED)
             self.save_manifest(m)
@@ -102,6 +103,8 @@ class Context:
         self.index.clear()
         for i, doc_id in enumerate(ids, 1):
             m = self.load_manifest(doc_id)
+            if m.deleted:  # soft-deleted: kept in storage, out of the index
+                continue
             rec = DocRecord.from_manifest(m)
             if m.status == Status.DONE.value:
                 pages = [

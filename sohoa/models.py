@@ -75,6 +75,14 @@ class Manifest:
     history: list[dict[str, str]] = field(default_factory=list)
     attempts: int = 0
     warnings: list[str] = field(default_factory=list)
+    uploaded_by: str = ""  # the user or token that uploaded it
+    # soft delete: {"at", "by", "reason"}; a deleted document leaves the index (search, reports) but stays
+    # in object storage with its original and outputs
+    deleted: dict[str, str] | None = None
+    # earlier originals kept when a page was replaced by a re-scan: [{"key", "at", "by", "page"}]
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    # metadata corrections: [{"at", "by", "field", "old", "new"}]
+    edits: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def page_count(self) -> int:

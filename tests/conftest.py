@@ -128,3 +128,30 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(30)
+
+
+VENDOR = Path(os.environ.get("SOHOA_VENDOR_DIR", Path.home() / ".local" / "share" / "sohoa" / "vendor"))
+AXE = VENDOR / "axe-4.10.2.min.js"  # the version scripts/setup.sh pins
+
+
+def assert_accessible(page: object, what: str = "") -> list[dict[str, object]]:
+    """Run axe-core (installed by scripts/setup.sh from npm) on the page; fail on serious or critical
+    violations. Returns every violation (for the test's log)."""
+    assert AXE.exists(), f"{AXE} missing: scripts/setup.sh installs axe-core"
+    page.evaluate(AXE.read_text(encoding="utf-8"))  # type: ignore[attr-defined]
+    found: list[dict[str, object]] = page.evaluate(  # type: ignore[attr-defined]
+        """async () => (await axe.run(document, {resultTypes: ['violations']})).violations.map(v => ({
+            id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))"""
+    )
+    bad = [v for v in found if v["impact"] in ("serious", "critical")]
+    assert not bad, f"accessibility violations on {what or page.url}: {bad}"  # type: ignore[attr-defined]
+    return found
+
+
+def sign_in(page: object, base_url: str, user: str, password: str) -> None:
+    """Sign in through the login page (as a person would)."""
+    page.goto(f"{base_url}/login")  # type: ignore[attr-defined]
+    page.fill("#username", user)  # type: ignore[attr-defined]
+    page.fill("#password", password)  # type: ignore[attr-defined]
+    with page.expect_navigation():  # type: ignore[attr-defined]
+        page.click("button[type=submit]")  # type: ignore[attr-defined]

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 
 from api.deps import C, audit, load_document, load_page, require
 from ingest import UploadItem, accept_batch
@@ -15,7 +16,7 @@ from ingest.service import Accepted, BatchError
 from sohoa.auth import Principal
 from sohoa.context import output_key, page_key
 from sohoa.models import Manifest, Status
-from sohoa.text import nfc
+from sohoa.text import nfc, safe_filename
 from storage import NotFound
 from workers.queue import QueueError
 
@@ -97,7 +98,7 @@ def upload(
             name = nfc(f.filename or f"file-{i + 1}")
             with open(path, "wb") as out:
                 copy_limited(f.file, out, settings.max_upload_mb * 1024 * 1024, name)
-            items.append(UploadItem(path, name, codes[i], kinds[i], comps[i], units[i]))
+            items.append(UploadItem(path, name, codes[i], kinds[i], comps[i], units[i], uploaded_by=p.name))
         try:
             results = accept_batch(C(request), items, all_or_nothing=True)
         except BatchError as e:
@@ -212,3 +213,92 @@ def page_hocr(request: Request, doc_id: str, number: int, p: Principal = Depends
     m = load_page(request, p, doc_id, number)
     audit(request, p, "page.read", target=f"{doc_id}/{number}", dossier=m.dossier_code, details={"what": "hocr"})
     return blob(request, page_key(doc_id, number, "hocr"), "text/html; charset=utf-8")
+
+
+class MetadataChange(BaseModel):
+    dossier_code: str | None = Field(None, max_length=64)
+    kind: str | None = Field(None, pattern="^(input|output)$")
+    component: str | None = Field(None, max_length=300)
+
+
+@router.patch("/documents/{doc_id}")
+def correct(
+    request: Request, doc_id: str, body: MetadataChange, p: Principal = Depends(require("documents.edit"))
+) -> dict[str, Any]:
+    """Correct a document's dossier code, kind or component (the old values are kept in ``edits``)."""
+    from sohoa.editing import correct_metadata
+
+    m = load_document(request, p, doc_id)
+    old = m.dossier_code
+    m = correct_metadata(C(request), m, p.name, body.dossier_code, body.kind, body.component)
+    audit(request, p, "document.update", target=doc_id, dossier=m.dossier_code,
+          details={**body.model_dump(exclude_none=True), "old_dossier": old})  # fmt: skip
+    return manifest_view(m)
+
+
+@router.post("/documents/{doc_id}/pages/{number}/replace", status_code=202)
+def replace(
+    request: Request,
+    doc_id: str,
+    number: int,
+    file: Annotated[UploadFile, File(description="the re-scan of this one page")],
+    p: Principal = Depends(require("documents.edit")),
+) -> dict[str, Any]:
+    """Replace one page by a re-scan; the old original is kept and the document is OCR'd again."""
+    from api.limits import copy_limited
+    from sohoa.editing import replace_page
+    from sohoa.tempfiles import tempdir
+
+    m = load_document(request, p, doc_id)
+    name = safe_filename(file.filename or "rescan")
+    with tempdir("upload") as tmp:
+        path = Path(tmp) / "rescan"
+        with open(path, "wb") as out:
+            copy_limited(file.file, out, C(request).settings.max_upload_mb * 1024 * 1024, name)
+        m = replace_page(C(request), m, number, path, name, p.name)
+    audit(request, p, "document.replace_page", target=f"{doc_id}/{number}", dossier=m.dossier_code,
+          details={"filename": name}, status=202)  # fmt: skip
+    return manifest_view(m)
+
+
+@router.delete("/documents/{doc_id}")
+def delete(
+    request: Request,
+    doc_id: str,
+    reason: Annotated[str, Query(min_length=1, max_length=500, description="why (lý do xóa)")],
+    p: Principal = Depends(require("documents.edit")),
+) -> dict[str, Any]:
+    """Soft delete: out of search and reports, kept in storage with who, when and why."""
+    from sohoa.editing import soft_delete
+
+    m = soft_delete(C(request), load_document(request, p, doc_id), p.name, reason)
+    audit(request, p, "document.delete", target=doc_id, dossier=m.dossier_code, details={"reason": reason})
+    return manifest_view(m)
+
+
+@router.get("/documents/{doc_id}/pages/{number}/thumb")
+def page_thumb(request: Request, doc_id: str, number: int, p: Principal = Depends(require("content.read"))) -> Response:
+    """A small preview of the page (made once from the page image, then kept beside it)."""
+    import io
+
+    from PIL import Image
+
+    m = load_page(request, p, doc_id, number)
+    store = C(request).store
+    key = page_key(doc_id, number, "thumb.jpg")
+    try:
+        data = store.get_bytes(key)
+    except NotFound:
+        try:
+            full = store.get_bytes(page_key(doc_id, number, "jpg"))
+        except NotFound:
+            raise HTTPException(404, {"message": "chưa có ảnh trang (not available yet)"}) from None
+        with Image.open(io.BytesIO(full)) as im:
+            im.thumbnail((240, 340))
+            buf = io.BytesIO()
+            im.convert("L" if im.mode in ("L", "1") else "RGB").save(buf, "JPEG", quality=70)
+        data = buf.getvalue()
+        if m.status == Status.DONE.value:
+            store.put_bytes(key, data, "image/jpeg")
+    audit(request, p, "page.read", target=f"{doc_id}/{number}", dossier=m.dossier_code, details={"what": "thumb"})
+    return Response(content=data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})

@@ -1,42 +1,58 @@
-"""The staff's HTML pages: search and page view (server-rendered, behind the same permissions)."""
+"""The staff's pages: search (grouped by dossier, with the API's filters) and the page view (highlights on
+the page image and in the text, thumbnails, keyboard navigation between hits)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
 from api.deps import C, audit, load_page, require
+from api.highlight import mark_text, query_words, word_boxes
 from api.routes.search import run_search
-from api.templating import TEMPLATES
+from api.ui import page
 from sohoa.auth import Principal
 from sohoa.context import page_key
+from sohoa.text import _WORD, fold, has_diacritics, nfc
 from storage import NotFound
 
 router = APIRouter(include_in_schema=False)
+FILTERS = ("dossier_code", "kind", "unit", "date_from", "date_to")
+
+
+def _group(hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Hits grouped by dossier, in the order of each dossier's best hit."""
+    groups: dict[str, dict[str, Any]] = {}
+    for h in hits:
+        g = groups.setdefault(h["dossier_code"], {"code": h["dossier_code"], "unit": h["unit"], "hits": []})
+        g["hits"].append(h)
+    return list(groups.values())
 
 
 @router.get("/", response_class=HTMLResponse)
 def home(
-    request: Request,
-    q: str = "",
-    page: int = 1,
-    dossier_code: str = "",
-    kind: str = "",
-    p: Principal = Depends(require("search", html=True)),
+    request: Request, q: str = "", page_no: int = 1, p: Principal = Depends(require("search", html=True))
 ) -> HTMLResponse:
-    results = None
+    params = {k: (request.query_params.get(k) or "").strip() for k in FILTERS}
+    results, error, suggestions = None, "", []
     if q.strip():
-        kind_filter = kind if kind in ("input", "output") else None
-        results = run_search(
-            request, p, q, dossier_code=dossier_code or None, kind=kind_filter, page=max(1, page), size=20
-        )
-    session = getattr(request.state, "session", None)
-    return TEMPLATES.TemplateResponse(
-        request,
-        "search.html",
-        {"q": q, "results": results, "dossier_code": dossier_code, "kind": kind, "me": p,
-         "csrf": session.csrf if session else ""},
-    )  # fmt: skip
+        try:
+            results = run_search(request, p, q, page=max(1, page_no), size=50,
+                                 **{k: v or None for k, v in params.items()})  # fmt: skip
+        except HTTPException as e:
+            error = e.detail["message"] if isinstance(e.detail, dict) else str(e.detail)
+        if results is not None and results["total"] == 0:
+            if has_diacritics(q):
+                suggestions.append(("Tìm không dấu: " + fold(q), {"q": fold(q), **params}))
+            if any(params.values()):
+                suggestions.append(("Bỏ các bộ lọc", {"q": q}))
+    groups = _group(results["hits"]) if results else []
+    more = results is not None and results["total"] > results["page"] * results["size"]
+    return page(request, p, "search.html", q=q, params=params, results=results, groups=groups, error=error,
+                suggestions=[(label, urlencode(qs)) for label, qs in suggestions], more=more,
+                next_qs=urlencode({"q": q, **params, "page_no": page_no + 1}))  # fmt: skip
 
 
 @router.get("/view/{doc_id}/{number}", response_class=HTMLResponse)
@@ -44,12 +60,24 @@ def view(
     request: Request, doc_id: str, number: int, q: str = "", p: Principal = Depends(require("content.read", html=True))
 ) -> HTMLResponse:
     m = load_page(request, p, doc_id, number)
-    try:
-        txt = C(request).store.get_bytes(page_key(doc_id, number, "txt")).decode("utf-8")
-    except NotFound:
-        txt = ""
+    store = C(request).store
+
+    def read(n: int, ext: str) -> str:
+        try:
+            return store.get_bytes(page_key(doc_id, n, ext)).decode("utf-8")
+        except NotFound:
+            return ""
+
+    text = read(number, "txt")
+    boxes = word_boxes(read(number, "hocr"), q) if q else []
+    wanted = query_words(q)
+    hit_pages = []
+    if wanted:  # pages of this document holding every query word (for n / p)
+        for pg in m.pages:
+            tokens = set(_WORD.findall(fold(nfc(read(pg.number, "txt"))).lower()))
+            if wanted <= tokens:
+                hit_pages.append(pg.number)
     audit(request, p, "page.read", target=f"{doc_id}/{number}", dossier=m.dossier_code, details={"what": "view"})
     info = next((x for x in m.pages if x.number == number), None)
-    return TEMPLATES.TemplateResponse(
-        request, "view.html", {"m": m, "number": number, "text": txt, "info": info, "q": q}
-    )
+    return page(request, p, "view.html", m=m, number=number, q=q, info=info, boxes=boxes,
+                marked=mark_text(text, q), hit_pages=hit_pages, qs=urlencode({"q": q}) if q else "")  # fmt: skip
