@@ -7,12 +7,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import C, audit, load_page, require
 from api.highlight import mark_text, query_words, word_boxes
 from api.routes.search import run_search
-from api.ui import page
+from api.ui import NAV, page
 from sohoa.auth import Principal
 from sohoa.context import page_key
 from sohoa.text import _WORD, fold, has_diacritics, nfc
@@ -33,8 +33,12 @@ def _group(hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @router.get("/", response_class=HTMLResponse)
 def home(
-    request: Request, q: str = "", page_no: int = 1, p: Principal = Depends(require("search", html=True))
-) -> HTMLResponse:
+    request: Request, q: str = "", page_no: int = 1, p: Principal = Depends(require("docs.read", html=True))
+) -> Response:
+    """The search page; a signed-in user whose roles do not search lands on their first page instead."""
+    if not p.can("search"):
+        first = next((path for path, _label, perm in NAV if p.can(perm)), "/auth/me")
+        return RedirectResponse(first, status_code=303)
     params = {k: (request.query_params.get(k) or "").strip() for k in FILTERS}
     results, error, suggestions = None, "", []
     if q.strip():
