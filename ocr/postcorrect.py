@@ -19,7 +19,17 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from ocr.lexicon import NUMBER, spellings, syllable_freq, syllable_key, syllable_pairs, tone_variants
+from ocr.lexicon import (
+    NUMBER,
+    SURNAMES,
+    name_syllables,
+    place_keys,
+    spellings,
+    syllable_freq,
+    syllable_key,
+    syllable_pairs,
+    tone_variants,
+)
 
 # characters Tesseract emits for Vietnamese letters that look the same
 LOOKALIKES = str.maketrans({"Ð": "Đ", "ð": "đ", "Ɖ": "Đ", "ɖ": "đ"})
@@ -108,6 +118,8 @@ class CorrectionSettings:
     variant_penalty: float = math.log(100)
     # alternatives the LSTM listed with a confidence below MIN_ALT count as this confidence (0: ignored)
     listed_conf: float = 0.5
+    # a proper name's valid syllables (Vietnamese or place-name syllables) are never changed
+    protect_names: bool = True
 
 
 def _split(token: str) -> tuple[str, str, str]:
@@ -127,17 +139,24 @@ def _recase(like: str, word: str) -> str:
     return word
 
 
-def candidates(w: Word, freq: dict[str, float], s: CorrectionSettings, name: bool = False) -> list[tuple[str, float]]:
+def candidates(
+    w: Word, freq: dict[str, float], s: CorrectionSettings, name: bool = False, protected: bool = False
+) -> list[tuple[str, float]]:
     """Readings of the word's letters with their scores (log frequency + channel); Tesseract's first.
 
     *name*: the word looks like part of a proper name (capitalised next to a capitalised word), so only
-    readings the LSTM itself offered are considered.
+    readings the LSTM itself offered are considered, and a reading that is a place-name syllable but no
+    common word (``Pắc``, ``Lắk``) is kept. *protected*: the name is a known place (``Krông Pắc``,
+    ``Buôn Ma Thuột``) or a person's (it starts with a family name): how common a syllable is says
+    nothing there (``Thuột`` is 100× rarer than ``Thuật``), so a reading that is a name syllable is kept.
     """
     pre, core, post = _split(w.text)
     key0 = syllable_key(core.lower())
     f0 = freq.get(key0, 0.0)
     out = [(core, math.log(f0 or FLOOR) + s.keep_bonus)]
     if not core.isalpha():
+        return out
+    if name and s.protect_names and key0 in name_syllables() and (protected or not f0):
         return out
     seen = {key0}
     if len(w.choices) == len(w.text):
@@ -199,6 +218,33 @@ def _titled(w: Word) -> bool:
     return core[:1].isupper() and not core.isupper()
 
 
+_SURNAME_KEYS = frozenset(syllable_key(x.lower()) for x in SURNAMES)
+
+
+def _protected_names(chain: list[Word], names: list[bool]) -> list[bool]:
+    """Words of *chain* inside a person's name (a capitalised run starting with a family name) or inside
+    a known place name (its syllables, as read, match a place of the list)."""
+    keys = [syllable_key(_split(w.text)[1].lower()) for w in chain]
+    out = [False] * len(chain)
+    places = place_keys()
+    k = 0
+    while k < len(chain):
+        if not names[k]:
+            k += 1
+            continue
+        j = k
+        while j + 1 < len(chain) and names[j + 1] and not _ends_phrase(chain[j].text):
+            j += 1
+        if keys[k] in _SURNAME_KEYS and j > k:
+            out[k : j + 1] = [True] * (j + 1 - k)
+        for a in range(k, j + 1):
+            for b in range(a + 2, min(j + 1, a + 5) + 1):
+                if tuple(keys[a:b]) in places:
+                    out[a:b] = [True] * (b - a)
+        k = j + 1
+    return out
+
+
 def correct_words(words: list[Word], s: CorrectionSettings | None = None) -> list[str]:
     """Best reading of every word: a Viterbi pass over the page's syllables.
 
@@ -223,9 +269,10 @@ def correct_words(words: list[Word], s: CorrectionSettings | None = None) -> lis
             _titled(w) and ((k > 0 and _titled(chain[k - 1])) or (k + 1 < len(chain) and _titled(chain[k + 1])))
             for k, w in enumerate(chain)
         ]
+        protected = _protected_names(chain, names) if s.protect_names else [False] * len(chain)
         cands = [
-            candidates(w, freq, s, name)[:1] if _is_number(w.text) else candidates(w, freq, s, name)
-            for w, name in zip(chain, names, strict=True)
+            candidates(w, freq, s, name, prot)[:1] if _is_number(w.text) else candidates(w, freq, s, name, prot)
+            for w, name, prot in zip(chain, names, protected, strict=True)
         ]
         # Viterbi
         keys = [

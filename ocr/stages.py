@@ -32,13 +32,44 @@ def to_gray(image: Image.Image) -> tuple[np.ndarray, str]:
     return np.ascontiguousarray(gray), mode
 
 
-def normalize_dpi(gray: np.ndarray, dpi: int | None, target: int = 300, low: int = 250) -> tuple[np.ndarray, int]:
-    """Upscale pages scanned below *low* dpi to *target* (Tesseract wants ~20–30 px x-height)."""
+def to_array(image: Image.Image) -> tuple[np.ndarray, str]:
+    """PIL image → (8-bit RGB array for a colour image, else 8-bit gray, original mode); alpha → white."""
+    mode = image.mode
+    if mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa"):
+        if mode in ("RGBA", "PA", "RGBa") or (mode == "P" and "transparency" in image.info):
+            rgba = image.convert("RGBA")
+            rgb = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+        else:
+            rgb = image.convert("RGB")
+        arr = np.asarray(rgb, dtype=np.uint8)
+        if mode == "P" and _is_gray(arr):
+            return np.ascontiguousarray(arr[..., 0]), mode
+        return np.ascontiguousarray(arr), mode
+    return to_gray(image)
+
+
+def _is_gray(rgb: np.ndarray) -> bool:
+    small = rgb[:: max(1, rgb.shape[0] // 200), :: max(1, rgb.shape[1] // 200)].astype(np.int16)
+    return bool(np.abs(small[..., 0] - small[..., 1]).max() <= 2 and np.abs(small[..., 1] - small[..., 2]).max() <= 2)
+
+
+def normalize_dpi(
+    gray: np.ndarray, dpi: int | None, target: int = 300, low: int = 250, max_pixels: int = 40_000_000
+) -> tuple[np.ndarray, int]:
+    """Upscale pages scanned below *low* dpi to *target* (Tesseract wants ~20–30 px x-height).
+
+    Never above *max_pixels* (the per-page budget, ``SOHOA_MAX_PAGE_PIXELS``): a 6000×6000 px page that
+    says 72 dpi is upscaled only as far as the budget allows, and the dpi returned is the one reached.
+    """
     if not dpi or dpi <= 0:
         return gray, target
     if dpi < low:
-        f = target / dpi
-        return cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC), target
+        h, w = gray.shape[:2]
+        f = min(target / dpi, float(np.sqrt(max_pixels / max(1, h * w))))
+        if f <= 1.0:
+            return gray, dpi
+        size = (max(1, round(w * f)), max(1, round(h * f)))
+        return cv2.resize(gray, size, interpolation=cv2.INTER_CUBIC), round(dpi * f)
     return gray, dpi
 
 

@@ -1,11 +1,19 @@
-"""The one place where the external ``tesseract`` program is run."""
+"""The one place where the external ``tesseract`` program is run, through pytesseract.
+
+``pytesseract.pytesseract.run_tesseract`` runs the program ONCE per page and that one run writes the text,
+the hOCR and the PDF together (``-c tessedit_create_txt=1 -c tessedit_create_hocr=1 -c
+tessedit_create_pdf=1``; the bare config names ``txt hocr pdf`` would need a ``configs/`` folder beside
+the model, which the tessdata_best folder lacks). Its errors become :class:`ocr.OcrError`.
+pytesseract starts the program with this process's environment: ``OMP_THREAD_LIMIT=1`` is set in it
+(one Tesseract thread per page; pages run in parallel instead).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import shlex
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -14,6 +22,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from pytesseract import pytesseract as pt
 
 from ocr.errors import OcrError
 
@@ -81,8 +90,20 @@ class TesseractOutput:
     pdf: bytes
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_THREAD_LIMIT": "1"}
+def _run(src: Path, base: Path, args: list[str], timeout_s: float) -> None:
+    """``tesseract SRC BASE ARGS…`` through pytesseract, errors as :class:`OcrError`."""
+    os.environ["OMP_THREAD_LIMIT"] = "1"  # read by the child; pytesseract passes os.environ
+    try:
+        pt.run_tesseract(str(src), str(base), extension="", lang=None, config=shlex.join(args),
+                         timeout=timeout_s)  # fmt: skip
+    except pt.TesseractNotFoundError as e:
+        raise OcrError("tesseract is not installed (Debian: apt-get install tesseract-ocr tesseract-ocr-vie)") from e
+    except pt.TesseractError as e:
+        raise OcrError(f"tesseract failed ({e.status}): {str(e.message)[-500:]}") from e
+    except RuntimeError as e:  # pytesseract's time-out
+        if "timeout" in str(e).lower():
+            raise OcrError(f"tesseract timed out after {timeout_s:.0f}s") from e
+        raise OcrError(f"tesseract failed: {e}") from e
 
 
 def run_tesseract(
@@ -108,18 +129,12 @@ def run_tesseract(
         base = Path(tmp) / "out"
         # -c flags instead of config-file names: the tessdata_best folder has no configs/ folder
         create = [f"tessedit_create_{c}=1" for c in configs]
-        cmd = [
-            "tesseract", str(src), str(base), "--tessdata-dir", tessdata, "-l", lang,
-            "--psm", str(psm), "--oem", str(oem), "--dpi", str(dpi), *extra,
+        args = [
+            "--tessdata-dir", tessdata, "-l", lang, "--psm", str(psm), "--oem", str(oem), "--dpi", str(dpi), *extra,
             *(("-c", "textonly_pdf=1") if text_only_pdf and "pdf" in configs else ()),
             *[arg for c in create for arg in ("-c", c)],
         ]  # fmt: skip
-        try:
-            proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, env=_env(), check=False)
-        except subprocess.TimeoutExpired as e:
-            raise OcrError(f"tesseract timed out after {timeout_s:.0f}s") from e
-        if proc.returncode != 0:
-            raise OcrError(f"tesseract failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-500:]}")
+        _run(src, base, args, timeout_s)
 
         def read(ext: str) -> bytes:
             p = base.with_suffix("." + ext)
@@ -146,13 +161,15 @@ def run_osd(image: np.ndarray, tessdata: str, dpi: int = 150, timeout_s: float =
     with tempfile.TemporaryDirectory(prefix=f"sohoa-osd-{os.getpid()}-") as tmp:
         src = Path(tmp) / "page.pgm"
         cv2.imwrite(str(src), image)
-        cmd = ["tesseract", str(src), "stdout", "--tessdata-dir", _osd_dir(tessdata), "--psm", "0",
-               "--dpi", str(dpi)]  # fmt: skip
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, env=_env(), check=False)
-    if proc.returncode != 0:
-        return 0, 0.0
+        base = Path(tmp) / "out"
+        try:
+            _run(src, base, ["--tessdata-dir", _osd_dir(tessdata), "--psm", "0", "--dpi", str(dpi)], timeout_s)
+        except OcrError:
+            return 0, 0.0
+        osd = base.with_suffix(".osd")
+        report = osd.read_text(errors="replace") if osd.exists() else ""
     rotate, conf = 0, 0.0
-    for line in proc.stdout.decode(errors="replace").splitlines():
+    for line in report.splitlines():
         if line.startswith("Rotate:"):
             rotate = int(line.split(":")[1])
         elif line.startswith("Orientation confidence:"):
