@@ -16,17 +16,18 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.deps import AppState, LoginRequired, app_state, login_url, require
+from api.deps import AppState, LoginRequired, login_url, require
 from api.docs import add_offline_docs
+from api.errors import register as register_error_handlers
 from api.routes import audit as audit_routes
 from api.routes import auth as auth_routes
-from api.routes import documents, dossiers, pages, reports, search, ui_admin, ui_clerk, ui_manage
+from api.routes import documents, dossiers, health, pages, reports, search, station, ui_admin, ui_clerk, ui_manage
 from ingest import InputError
 from sohoa import __version__
 from sohoa.audit import AuditLog
 from sohoa.auth import AuthStore, LoginThrottle, Principal
 from sohoa.context import Context
-from sohoa.settings import Settings, mask_url
+from sohoa.settings import Settings
 
 log = logging.getLogger("sohoa.api")
 
@@ -121,31 +122,18 @@ def create_app(
         csrf_token=lambda request: getattr(getattr(request.state, "session", None), "csrf", None),
     )
 
-    @app.get("/health", tags=["health"])
-    def health() -> dict[str, Any]:
-        """Liveness only (no credentials needed); the backends' state is in /health/details."""
-        return {"status": "ok"}
+    app.include_router(health.router)  # /health, /health/live, /health/ready, /health/details
 
-    @app.get("/health/details", tags=["health"])
-    def health_details(request: Request, _: Principal = Depends(require("admin"))) -> dict[str, Any]:
-        c = app_state(request).ctx
-        c.store.check()
-        c.index.check()
-        return {
-            "status": "ok",
-            "storage": mask_url(c.store.url),
-            "index": mask_url(c.index.url),
-            "broker": mask_url(settings.broker_url),
-        }
-
-    for module in (documents, search, dossiers, reports, auth_routes, audit_routes, pages, ui_clerk, ui_manage,
-                   ui_admin):  # fmt: skip
+    for module in (documents, search, dossiers, reports, station, auth_routes, audit_routes, pages, ui_clerk,
+                   ui_manage, ui_admin):  # fmt: skip
         app.include_router(module.router)
     from pathlib import Path
 
     from fastapi.staticfiles import StaticFiles
 
     app.mount("/static/app", StaticFiles(directory=Path(__file__).parent / "static" / "app"), name="app-assets")
+
+    register_error_handlers(app)  # sohoa.errors: transient → 503 + Retry-After, never a bare 500
 
     @app.exception_handler(InputError)
     def input_error(_: Request, e: InputError) -> JSONResponse:
@@ -190,17 +178,20 @@ def _add_middlewares(app: FastAPI, settings: Settings) -> None:
     from api.security import SecurityHeaders, cors_middleware_kwargs
 
     def limit_for(scope: dict[str, Any]) -> int | None:
+        """Request body limits, enforced while the body streams in: a batch upload, any other file upload
+        (stack, re-scan, registry file, unit list), and 1 MiB for forms and JSON."""
+        if scope.get("method") not in ("POST", "PUT", "PATCH"):
+            return None
         path = scope.get("path", "")
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
-        if scope.get("method") in ("POST", "PUT", "PATCH"):
-            if path == "/documents":
-                return settings.max_batch_mb * 1024 * 1024
-            if path in ("/registry/import", "/dossiers"):
-                return settings.max_upload_mb * 1024 * 1024
-            return 1024 * 1024  # forms and JSON bodies
-        return None
+        if path == "/documents":
+            return settings.max_batch_mb * 1024 * 1024
+        ctype = dict(scope.get("headers") or []).get(b"content-type", b"")
+        if ctype.startswith(b"multipart/form-data") or path == "/dossiers":
+            return settings.max_upload_mb * 1024 * 1024
+        return 1024 * 1024
 
     cors = cors_middleware_kwargs(settings.cors_origins)
     if cors:

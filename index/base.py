@@ -1,4 +1,4 @@
-"""The narrow index interface. Both backends implement the same search semantics:
+"""The narrow search-index interface. Both backends implement the same search semantics:
 
 * every query word must occur in the page, compared without diacritics (``đ`` = ``d``) and case;
   quoted phrases must occur as phrases;
@@ -6,64 +6,94 @@
 * filters: dossier code, kind, unit, received date range; 1-based pagination;
 * unit scope (``SearchQuery.units`` and the ``units=`` keyword of the listing and report methods):
   ``None`` = every unit; a tuple = only rows whose ``unit`` equals one of its values compared after NFC,
-  collapsing whitespace and case folding (:func:`index.rates.unit_key`); ``()`` matches nothing; a row with
+  collapsing whitespace and case folding (:func:`sohoa.domain.unit_key`); ``()`` matches nothing; a row with
   an empty unit is visible only to unrestricted callers. Applied inside the backend query.
+
+The registry and the rate reports are another narrow interface, :class:`sohoa.registry.Registry`. Each
+backend stores both in one place (a SQLite file, an Elasticsearch cluster), so one object implements both:
+:class:`IndexBackend`; callers should depend on the interface they use.
+
+Errors are mapped at this boundary onto :mod:`sohoa.errors`: :class:`IndexUnavailable` (transient: the
+cluster is unreachable, overloaded, answering 5xx; SQLite busy or its disk failing), :class:`IndexError_`
+(permanent), :class:`IndexConfigError` (credentials, URL).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
-from index.rates import DossierRecord, Flags, ImportResult, Period, Report
+from sohoa.errors import ConfigError, SohoaError, TransientError
 from sohoa.models import DocRecord, DossierSummary, PageText, SearchQuery, SearchResults
+from sohoa.registry import Registry
 
 
-class IndexError_(RuntimeError):  # noqa: N801 - avoid shadowing the builtin IndexError
+class IndexError_(SohoaError):  # noqa: N801 - avoid shadowing the builtin IndexError
     pass
+
+
+class IndexUnavailable(IndexError_, TransientError):
+    backend = "index"
+
+
+class IndexConfigError(IndexError_, ConfigError):
+    pass
+
+
+T = TypeVar("T")
+
+
+def map_errors(mapper: Callable[[], contextlib.AbstractContextManager[None]]) -> Callable[[type[T]], type[T]]:
+    """Class decorator: run every public method (generators included) inside *mapper()*, which translates the
+    client library's exceptions into :mod:`sohoa.errors` kinds."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.isgeneratorfunction(fn):
+
+            @functools.wraps(fn)
+            def gen(*a: Any, **kw: Any) -> Iterator[Any]:
+                it = fn(*a, **kw)
+                while True:
+                    with mapper():
+                        try:
+                            item = next(it)
+                        except StopIteration:
+                            return
+                    yield item
+
+            return gen
+
+        @functools.wraps(fn)
+        def call(*a: Any, **kw: Any) -> Any:
+            with mapper():
+                return fn(*a, **kw)
+
+        return call
+
+    def decorate(cls: type[T]) -> type[T]:
+        for name in dir(cls):
+            if name.startswith("_"):
+                continue
+            raw = inspect.getattr_static(cls, name)
+            if not inspect.isfunction(raw) or getattr(raw, "__isabstractmethod__", False):
+                continue
+            if getattr(raw, "__wrapped_errors__", None) is cls:
+                continue
+            wrapped = wrap(raw)
+            wrapped.__wrapped_errors__ = cls  # type: ignore[attr-defined]
+            setattr(cls, name, wrapped)
+        return cls
+
+    return decorate
 
 
 class SearchIndex(ABC):
     url: str
-    digitized_min_confidence: float = 0.0  # a document counts as digitized when done and at least this sure
-    digitized_require_signature: bool = False  # input counts only for dossiers the importer marks signed
-
-    # -- registry and digitization-rate report (see index/registry.py) ----------------------------
-    @abstractmethod
-    def upsert_dossiers(self, records: list[DossierRecord]) -> ImportResult:
-        """Insert or update registry rows by code; links scans already stored for those codes."""
-
-    @abstractmethod
-    def rebuild_flags(self) -> int: ...
-
-    @abstractmethod
-    def dossier_record(self, code: str) -> tuple[DossierRecord, Flags] | None: ...
-
-    @abstractmethod
-    def registry(self, *, units: tuple[str, ...] | None = None) -> Iterator[tuple[DossierRecord, Flags]]:
-        """Registry rows by code; *units*: only rows of those units (see the module docstring)."""
-
-    @abstractmethod
-    def unregistered(self, *, units: tuple[str, ...] | None = None) -> list[str]:
-        """Dossier codes that have scans but no registry row (yet); *units*: scans of those units."""
-
-    @abstractmethod
-    def rate_report(self, period: Period, rule: str = "any", *, units: tuple[str, ...] | None = None) -> Report:
-        """Counts of the period; *units*: only registry rows of those units."""
-
-    @abstractmethod
-    def undigitized(
-        self,
-        period: Period,
-        rule: str = "any",
-        side: str = "input",
-        limit: int = 1000,
-        *,
-        units: tuple[str, ...] | None = None,
-    ) -> list[dict[str, Any]]:
-        """Dossiers of the period that are not digitized (what the clerk must scan next)."""
 
     @abstractmethod
     def upsert_document(self, doc: DocRecord) -> None:
@@ -99,13 +129,13 @@ class SearchIndex(ABC):
 
     @abstractmethod
     def clear(self) -> None:
-        """Remove everything (used by ``sohoa reindex``)."""
+        """Remove every document and page (used by ``sohoa reindex``; the registry has its own)."""
 
     def dossier(self, code: str, *, units: tuple[str, ...] | None = None) -> DossierSummary:
         return DossierSummary(code=code, documents=self.list_documents(dossier_code=code, units=units))
 
     def check(self) -> None:
-        """Raise if the index cannot be used."""
+        """Raise (:class:`IndexUnavailable` for an outage) if the index cannot be used. Quick."""
         self.list_documents(limit=1)
 
     def refresh(self) -> None:  # noqa: B027 - only needed by near-real-time backends
@@ -115,19 +145,28 @@ class SearchIndex(ABC):
         pass
 
 
-def open_index(url: str, es_prefix: str = "sohoa") -> SearchIndex:
+class IndexBackend(SearchIndex, Registry):
+    """One store serving both narrow interfaces (what :func:`open_index` returns)."""
+
+
+def open_index(url: str, es_prefix: str = "sohoa") -> IndexBackend:
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
         from index.sqlite import SqliteIndex
 
-        path = unquote(parsed.path)
-        if parsed.netloc:  # sqlite://relative/path
-            path = parsed.netloc + path
-        elif path.startswith("//"):  # sqlite:////abs/path (SQLAlchemy's spelling) = sqlite:///abs/path
-            path = "/" + path.lstrip("/")
-        return SqliteIndex(path)
+        return SqliteIndex(sqlite_path(url))
     if parsed.scheme in ("http", "https"):
         from index.es import EsIndex
 
         return EsIndex(url, prefix=es_prefix)
-    raise IndexError_(f"unsupported index URL scheme {parsed.scheme!r} (use sqlite:// or http(s)://)")
+    raise IndexConfigError(f"unsupported index URL scheme {parsed.scheme!r} (use sqlite:// or http(s)://)")
+
+
+def sqlite_path(url: str) -> str:
+    parsed = urlparse(url)
+    path = unquote(parsed.path)
+    if parsed.netloc:  # sqlite://relative/path
+        path = parsed.netloc + path
+    elif path.startswith("//"):  # sqlite:////abs/path (SQLAlchemy's spelling) = sqlite:///abs/path
+        path = "/" + path.lstrip("/")
+    return path

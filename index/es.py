@@ -10,11 +10,13 @@ exact field adds a large boost so exact-diacritic pages rank first.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from typing import Any
 
-from elasticsearch import Elasticsearch, NotFoundError, helpers
+import elastic_transport
+from elasticsearch import ApiError, Elasticsearch, NotFoundError, helpers
 
-from index.base import IndexError_, SearchIndex
+from index.base import IndexBackend, IndexConfigError, IndexError_, IndexUnavailable, map_errors
 from index.rates_es import EsRegistry
 from sohoa.models import DocRecord, PageText, SearchHit, SearchQuery, SearchResults
 from sohoa.text import exact_match, fold, nfc, parse_query, snippet
@@ -66,15 +68,43 @@ PAGE_MAPPING: dict[str, Any] = {
 }
 
 
-class EsIndex(EsRegistry, SearchIndex):
+@contextlib.contextmanager
+def es_errors() -> Iterator[None]:
+    """Elasticsearch client exceptions → :mod:`sohoa.errors` kinds (at this adapter's boundary)."""
+    try:
+        yield
+    except (IndexError_, NotFoundError):
+        raise
+    except ApiError as e:
+        status = int(getattr(e, "status_code", 0) or getattr(getattr(e, "meta", None), "status", 0) or 0)
+        if status == 429 or status >= 500:
+            raise IndexUnavailable(f"Elasticsearch answered {status}: {e}") from e
+        if status in (401, 403):
+            raise IndexConfigError(f"Elasticsearch refused the credentials ({status}): {e}") from e
+        raise IndexError_(f"Elasticsearch: {e}") from e
+    except helpers.BulkIndexError as e:
+        statuses = {int(next(iter(x.values())).get("status", 0)) for x in e.errors}
+        if any(s == 429 or s >= 500 for s in statuses):
+            raise IndexUnavailable(f"Elasticsearch bulk write failed ({sorted(statuses)}): {e}") from e
+        raise IndexError_(f"Elasticsearch bulk write failed: {e}") from e
+    except (elastic_transport.TransportError, OSError) as e:
+        raise IndexUnavailable(f"cannot reach Elasticsearch: {type(e).__name__}: {e}") from e
+
+
+@map_errors(es_errors)
+class EsIndex(EsRegistry, IndexBackend):
     def __init__(self, url: str, prefix: str = "sohoa", client: Elasticsearch | None = None) -> None:
         self.url = url
         self.docs = f"{prefix}-documents"
         self.pages = f"{prefix}-pages"
         self.dossiers = f"{prefix}-dossiers"
-        self.es = client or Elasticsearch(url, request_timeout=60, retry_on_timeout=True, max_retries=3)
+        self.leases_index = f"{prefix}-leases"
+        self.es = client or Elasticsearch(url, request_timeout=30, retry_on_timeout=True, max_retries=2)
         try:
-            self._ensure()
+            with es_errors():
+                self._ensure()
+        except IndexUnavailable as e:
+            raise IndexUnavailable(f"cannot use Elasticsearch at {url}: {e}") from e
         except IndexError_:
             raise
         except Exception as e:
@@ -214,7 +244,7 @@ class EsIndex(EsRegistry, SearchIndex):
                 ],
             }
         }
-        try:
+        with es_errors():
             res = self.es.search(
                 index=self.pages,
                 query=body_query,
@@ -223,8 +253,6 @@ class EsIndex(EsRegistry, SearchIndex):
                 track_total_hits=True,
                 sort=[{"_score": "desc"}, {"doc_id": "asc"}, {"number": "asc"}],
             )
-        except Exception as e:
-            raise IndexError_(f"search failed: {e}") from e
         hits = []
         for h in res["hits"]["hits"]:
             s = h["_source"]
@@ -255,9 +283,12 @@ class EsIndex(EsRegistry, SearchIndex):
         self.rebuild_flags()
 
     def drop(self) -> None:
-        """Delete both indices (tests)."""
-        for name in (self.docs, self.pages, self.dossiers):
+        """Delete every index of this prefix (tests)."""
+        for name in (self.docs, self.pages, self.dossiers, self.leases_index):
             self.es.indices.delete(index=name, ignore_unavailable=True)
+
+    def check(self) -> None:
+        self.es.options(request_timeout=2, max_retries=0).count(index=self.docs)
 
     def close(self) -> None:
         self.es.close()

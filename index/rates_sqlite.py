@@ -1,4 +1,12 @@
-"""Registry and rate report on SQLite (mixed into :class:`index.sqlite.SqliteIndex`)."""
+"""Registry and rate report on SQLite (mixed into :class:`index.sqlite.SqliteIndex`).
+
+Per dossier the table keeps what its documents are, never a rule: ``has_input`` / ``required_ok`` /
+``has_output`` / ``components`` (something done, at any confidence) and the best confidences ``in_conf`` /
+``req_conf`` / ``out_conf`` / ``comp_conf`` (see :mod:`sohoa.domain`). Reports apply the rules they are
+given: without a confidence threshold, whole months come from ``rate_stats`` (per-month counts by
+dimension kept exact by triggers, with and without the signature condition); the edges of the period, a
+unit scope or a threshold are counted with ``GROUP BY`` over covering indexes.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +15,21 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from index.rates import (
+from sohoa.domain import (
     DIMENSIONS,
+    NONE,
+    Confidence,
+    DigitizedRules,
     DossierRecord,
     Flags,
     ImportResult,
     Line,
     Period,
     Report,
-    compute_flags,
+    dossier_confidence,
+    missing_view,
     period_bounds,
     scope_keys,
     unit_key,
@@ -27,8 +39,9 @@ from sohoa.text import nfc
 
 # -- unit scope: ``unit_values`` (created with the documents table) holds every unit value ever stored in
 # ``documents`` or ``dossiers`` (kept by triggers, a handful of rows); a scoped query keeps the rows whose
-# unit is one of the values whose :func:`index.rates.unit_key` is in the caller's keys, all in ONE statement.
+# unit is one of the values whose :func:`sohoa.domain.unit_key` is in the caller's keys, all in ONE statement.
 UNIT_KEY_FUNCTION = "sohoa_unit_key"  # registered on every connection (index.sqlite.SqliteIndex._conn)
+SCHEMA_VERSION = 2  # PRAGMA user_version: 2 = digitization stored as confidences, rules applied per report
 
 
 def register_functions(conn: sqlite3.Connection) -> None:
@@ -54,7 +67,7 @@ def unit_values_sql(table: str) -> str:
     )
 
 
-REGISTRY_SCHEMA = """
+REGISTRY_TABLE = """
 CREATE TABLE IF NOT EXISTS dossiers (
     code TEXT PRIMARY KEY,
     procedure TEXT NOT NULL DEFAULT '',
@@ -74,14 +87,21 @@ CREATE TABLE IF NOT EXISTS dossiers (
     has_input INTEGER NOT NULL DEFAULT 0,
     required_ok INTEGER NOT NULL DEFAULT 0,
     has_output INTEGER NOT NULL DEFAULT 0,
-    components TEXT NOT NULL DEFAULT '[]'
+    components TEXT NOT NULL DEFAULT '[]',
+    in_conf REAL NOT NULL DEFAULT -1,
+    req_conf REAL NOT NULL DEFAULT -1,
+    out_conf REAL NOT NULL DEFAULT -1,
+    comp_conf TEXT NOT NULL DEFAULT '{}'
 );
--- covering indexes: a period report reads only these, never the wide rows
-CREATE INDEX IF NOT EXISTS dossiers_received_cover ON dossiers(
-    received, unit, level, field_name, field_code, procedure, channel, has_input, required_ok);
-CREATE INDEX IF NOT EXISTS dossiers_resolved_cover ON dossiers(
-    resolved, unit, level, field_name, field_code, procedure, channel, has_output, no_result);
-""" + unit_values_sql("dossiers")
+"""
+NEW_COLUMNS = {"signed": "INTEGER NOT NULL DEFAULT 0", "in_conf": "REAL NOT NULL DEFAULT -1",
+               "req_conf": "REAL NOT NULL DEFAULT -1", "out_conf": "REAL NOT NULL DEFAULT -1",
+               "comp_conf": "TEXT NOT NULL DEFAULT '{}'"}  # fmt: skip
+OLD_OBJECTS = (  # schema version 1: flags with the rules baked in
+    "DROP TRIGGER IF EXISTS dossiers_stats_ins", "DROP TRIGGER IF EXISTS dossiers_stats_del",
+    "DROP TRIGGER IF EXISTS dossiers_stats_upd", "DROP INDEX IF EXISTS dossiers_received_cover",
+    "DROP INDEX IF EXISTS dossiers_resolved_cover", "DROP TABLE IF EXISTS rate_stats",
+)  # fmt: skip
 
 _STATS_DIMS = {
     "unit": "{r}.unit",
@@ -95,43 +115,62 @@ _STATS_DIMS = {
 def _stats_sql(r: str, sign: int) -> str:
     """Statements adding (*sign* = 1) or removing (-1) dossier row *r* (NEW/OLD) to/from ``rate_stats``."""
     out = []
-    for side, col, dig_any, dig_req in (
-        ("received", "received", f"{r}.has_input", f"{r}.required_ok"),
-        ("resolved", "resolved", f"({r}.has_output | {r}.no_result)", f"({r}.has_output | {r}.no_result)"),
-    ):
+    out_ok = f"({r}.has_output | {r}.no_result)"
+    for side, col, digs in (
+        ("received", "received", (f"{r}.has_input", f"{r}.required_ok", f"({r}.has_input & {r}.signed)",
+                                  f"({r}.required_ok & {r}.signed)")),
+        ("resolved", "resolved", (out_ok, out_ok, out_ok, out_ok)),
+    ):  # fmt: skip
         dims = {**{k: v.format(r=r) for k, v in _STATS_DIMS.items()}, "month": f"substr({r}.{col}, 1, 7)",
                 "total": "'total'"}  # fmt: skip
+        values = ", ".join(f"{sign} * {d}" for d in digs)
         select = " UNION ALL ".join(
-            f"SELECT '{side}', substr({r}.{col}, 1, 7), '{d}', {e}, {sign}, {sign} * {dig_any}, {sign} * {dig_req}"
-            for d, e in dims.items()
+            f"SELECT '{side}', substr({r}.{col}, 1, 7), '{d}', {e}, {sign}, {values}" for d, e in dims.items()
         )
         out.append(
-            "INSERT INTO rate_stats (side, month, dim, key, n, dig_any, dig_req) "
+            "INSERT INTO rate_stats (side, month, dim, key, n, dig_any, dig_req, dig_any_s, dig_req_s) "
             f"SELECT * FROM ({select}) WHERE {r}.{col} != '' "
             "ON CONFLICT(side, month, dim, key) DO UPDATE SET n = n + excluded.n, "
-            "dig_any = dig_any + excluded.dig_any, dig_req = dig_req + excluded.dig_req;"
+            "dig_any = dig_any + excluded.dig_any, dig_req = dig_req + excluded.dig_req, "
+            "dig_any_s = dig_any_s + excluded.dig_any_s, dig_req_s = dig_req_s + excluded.dig_req_s;"
         )
     return "\n".join(out)
 
 
-# per-month counts by dimension, kept exact by triggers: whole-month periods read only this small table
-REGISTRY_SCHEMA += f"""
+# covering indexes: a period report reads only these, never the wide rows; per-month counts by dimension kept
+# exact by triggers: whole-month periods read only the small rate_stats table
+REGISTRY_SCHEMA = (
+    REGISTRY_TABLE
+    + f"""
+CREATE INDEX IF NOT EXISTS dossiers_received_cover2 ON dossiers(
+    received, unit, level, field_name, field_code, procedure, channel, signed, has_input, required_ok, in_conf,
+    req_conf);
+CREATE INDEX IF NOT EXISTS dossiers_resolved_cover2 ON dossiers(
+    resolved, unit, level, field_name, field_code, procedure, channel, has_output, no_result, out_conf);
 CREATE TABLE IF NOT EXISTS rate_stats (
     side TEXT NOT NULL, month TEXT NOT NULL, dim TEXT NOT NULL, key TEXT NOT NULL,
     n INTEGER NOT NULL DEFAULT 0, dig_any INTEGER NOT NULL DEFAULT 0, dig_req INTEGER NOT NULL DEFAULT 0,
+    dig_any_s INTEGER NOT NULL DEFAULT 0, dig_req_s INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (side, month, dim, key)
 ) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS dossiers_stats_ins AFTER INSERT ON dossiers BEGIN {_stats_sql("NEW", 1)} END;
-CREATE TRIGGER IF NOT EXISTS dossiers_stats_del AFTER DELETE ON dossiers BEGIN {_stats_sql("OLD", -1)} END;
-CREATE TRIGGER IF NOT EXISTS dossiers_stats_upd AFTER UPDATE ON dossiers BEGIN
+CREATE TRIGGER IF NOT EXISTS dossiers_stats2_ins AFTER INSERT ON dossiers BEGIN {_stats_sql("NEW", 1)} END;
+CREATE TRIGGER IF NOT EXISTS dossiers_stats2_del AFTER DELETE ON dossiers BEGIN {_stats_sql("OLD", -1)} END;
+CREATE TRIGGER IF NOT EXISTS dossiers_stats2_upd AFTER UPDATE ON dossiers BEGIN
     {_stats_sql("OLD", -1)} {_stats_sql("NEW", 1)}
 END;
 """
+    + unit_values_sql("dossiers")
+)
+DELETE_TRIGGER = (
+    f"CREATE TRIGGER IF NOT EXISTS dossiers_stats2_del AFTER DELETE ON dossiers BEGIN {_stats_sql('OLD', -1)} END;"
+)
 
 _REC_COLS = (
     "code", "procedure", "procedure_name", "field_code", "field_name", "channel", "received", "due", "resolved",
     "status", "unit", "level", "no_result", "required", "signed",
 )  # fmt: skip
+_STATE_COLS = ("has_input", "required_ok", "has_output", "components", "in_conf", "req_conf", "out_conf", "comp_conf")
+_SELECT = ", ".join(_REC_COLS + _STATE_COLS)
 _DIMS = {
     "unit": "unit",
     "level": "level",
@@ -139,19 +178,53 @@ _DIMS = {
     "procedure": "procedure",
     "channel": "channel",
 }
+_STATS_COLUMN = {("any", False): "dig_any", ("required", False): "dig_req", ("any", True): "dig_any_s",
+                 ("required", True): "dig_req_s"}  # fmt: skip
+
+
+def _digitized_sql(side: str, rule: str, rules: DigitizedRules) -> str:
+    """0/1 expression: is a dossier row digitized on *side* under *rule* and *rules* (threshold bound to :t)."""
+    if side == "resolved":
+        return "(has_output | no_result)" if rules.min_confidence <= 0 else "((out_conf >= :t) | no_result)"
+    if rules.min_confidence <= 0:
+        expr = "required_ok" if rule == "required" else "has_input"
+    else:
+        expr = "(req_conf >= :t)" if rule == "required" else "(in_conf >= :t)"
+    return f"({expr} & signed)" if rules.require_signature else expr
+
+
+def migrate_registry(conn: sqlite3.Connection) -> bool:
+    """Bring a registry from before schema version 2 up to date; True when its state must be recomputed."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(dossiers)")}
+    if version >= SCHEMA_VERSION:
+        return False
+    stale = bool(cols)
+    if cols:
+        for name, decl in NEW_COLUMNS.items():
+            if name not in cols:
+                conn.execute(f"ALTER TABLE dossiers ADD COLUMN {name} {decl}")
+        for stmt in OLD_OBJECTS:
+            conn.execute(stmt)
+    conn.executescript(REGISTRY_SCHEMA)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    return stale
 
 
 class SqliteRegistry:
-    """Needs ``_conn()``, ``_tx()`` and ``digitized_min_confidence`` from the host class."""
-
-    digitized_min_confidence: float = 0.0
-    digitized_require_signature: bool = False
+    """Needs ``_conn()``, ``_tx()`` and ``report_rules()`` from the host class."""
 
     def _conn(self) -> sqlite3.Connection:  # pragma: no cover - provided by SqliteIndex
         raise NotImplementedError
 
     def _tx(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover
         raise NotImplementedError
+
+    if TYPE_CHECKING:  # provided by sohoa.registry.Registry
+
+        def report_rules(
+            self, min_confidence: float | None = None, require_signature: bool | None = None
+        ) -> DigitizedRules: ...
 
     @staticmethod
     def _rec_values(r: DossierRecord) -> list[Any]:
@@ -161,27 +234,28 @@ class SqliteRegistry:
             int(r.no_result), json.dumps([nfc(x) for x in r.required], ensure_ascii=False), int(r.signed),
         ]  # fmt: skip
 
-    def _flags_for(self, db: sqlite3.Connection, code: str, required: list[str], signed: bool) -> Flags:
-        rows = db.execute(
-            "SELECT id, dossier_code, kind, component, unit, filename, status, received_at, sha256, page_count, "
-            "mean_confidence, processed_at, error FROM documents WHERE dossier_code=?",
-            (code,),
-        ).fetchall()
-        docs = [DocRecord(*tuple(r)) for r in rows]
-        unsigned = self.digitized_require_signature and not signed
-        return compute_flags(docs, required, self.digitized_min_confidence, unsigned)
-
     def _refresh_flags(self, db: sqlite3.Connection, code: str) -> None:
-        row = db.execute("SELECT required, signed FROM dossiers WHERE code=?", (code,)).fetchone()
+        row = db.execute("SELECT required FROM dossiers WHERE code=?", (code,)).fetchone()
         if row is None:
             return
-        f = self._flags_for(db, code, json.loads(row[0]), bool(row[1]))
+        docs = [
+            DocRecord(*tuple(r))
+            for r in db.execute(
+                "SELECT id, dossier_code, kind, component, unit, filename, status, received_at, sha256, page_count, "
+                "mean_confidence, processed_at, error FROM documents WHERE dossier_code=?",
+                (code,),
+            )
+        ]
+        c = dossier_confidence(docs, json.loads(row[0]))
+        f = c.flags(None, DigitizedRules())
         db.execute(
-            "UPDATE dossiers SET has_input=?, required_ok=?, has_output=?, components=? WHERE code=?",
-            (int(f.has_input), int(f.required_ok), int(f.has_output), json.dumps(list(f.components)), code),
-        )
+            "UPDATE dossiers SET has_input=?, required_ok=?, has_output=?, components=?, in_conf=?, req_conf=?, "
+            "out_conf=?, comp_conf=? WHERE code=?",
+            (int(f.has_input), int(f.required_ok), int(f.has_output), json.dumps(list(f.components)), c.input,
+             c.required, c.output, json.dumps(c.components, ensure_ascii=False), code),
+        )  # fmt: skip
 
-    def upsert_dossiers(self, records: list[DossierRecord]) -> ImportResult:
+    def apply_dossiers(self, records: list[DossierRecord]) -> ImportResult:
         res = ImportResult()
         placeholders = ", ".join("?" for _ in _REC_COLS)
         with self._tx() as db:
@@ -205,19 +279,21 @@ class SqliteRegistry:
         return res
 
     def rebuild_stats(self) -> None:
-        """Recompute ``rate_stats`` from the dossiers (a database created before the table existed)."""
+        """Recompute ``rate_stats`` from the dossiers."""
         with self._tx() as db:
             db.execute("DELETE FROM rate_stats")
-            for side, col, dig_any, dig_req in (
-                ("received", "received", "has_input", "required_ok"),
-                ("resolved", "resolved", "has_output | no_result", "has_output | no_result"),
+            out_ok = "has_output | no_result"
+            for side, col, digs in (
+                ("received", "received", ("has_input", "required_ok", "has_input & signed", "required_ok & signed")),
+                ("resolved", "resolved", (out_ok, out_ok, out_ok, out_ok)),
             ):
                 dims = {**_DIMS, "month": f"substr({col}, 1, 7)", "total": "'total'"}
+                sums = ", ".join(f"sum({d})" for d in digs)
                 for name, expr in dims.items():
                     db.execute(
-                        f"INSERT INTO rate_stats (side, month, dim, key, n, dig_any, dig_req) "
-                        f"SELECT '{side}', substr({col}, 1, 7), '{name}', {expr}, count(*), sum({dig_any}), "
-                        f"sum({dig_req}) FROM dossiers WHERE {col} != '' GROUP BY 2, 4"
+                        f"INSERT INTO rate_stats (side, month, dim, key, n, dig_any, dig_req, dig_any_s, dig_req_s) "
+                        f"SELECT '{side}', substr({col}, 1, 7), '{name}', {expr}, count(*), {sums} "
+                        f"FROM dossiers WHERE {col} != '' GROUP BY 2, 4"
                     )
 
     def rebuild_flags(self) -> int:
@@ -225,32 +301,51 @@ class SqliteRegistry:
             codes = [r[0] for r in db.execute("SELECT code FROM dossiers")]
             for c in codes:
                 self._refresh_flags(db, c)
+        self.rebuild_stats()
         return len(codes)
 
-    def dossier_record(self, code: str) -> tuple[DossierRecord, Flags] | None:
-        r = (
-            self._conn()
-            .execute(
-                f"SELECT {', '.join(_REC_COLS)}, has_input, required_ok, has_output, components FROM dossiers "
-                "WHERE code=?",
-                (nfc(code),),
-            )
-            .fetchone()
-        )
-        return _to_rec(r) if r else None
+    def clear_registry(self) -> None:
+        with self._tx() as db:
+            db.execute("DROP TRIGGER IF EXISTS dossiers_stats2_del")  # one statement instead of a trigger per row
+            db.execute("DELETE FROM dossiers")
+            db.execute("DELETE FROM rate_stats")
+            db.execute(DELETE_TRIGGER)
 
-    def registry(self, *, units: tuple[str, ...] | None = None) -> Iterator[tuple[DossierRecord, Flags]]:
+    def _flags(self, rec: DossierRecord, state: list[Any], rules: DigitizedRules) -> Flags:
+        if rules.min_confidence > 0:
+            conf = Confidence(float(state[4]), float(state[5]), float(state[6]), json.loads(state[7] or "{}"))
+            return conf.flags(rec, rules)
+        signed_ok = not rules.require_signature or rec.signed
+        return Flags(signed_ok and bool(state[0]), signed_ok and bool(state[1]), bool(state[2]),
+                     tuple(json.loads(state[3] or "[]")))  # fmt: skip
+
+    def _to_rec(self, r: Any, rules: DigitizedRules) -> tuple[DossierRecord, Flags]:
+        vals = list(r)
+        rec = DossierRecord(**dict(zip(_REC_COLS[:12], vals[:12], strict=True)))
+        rec.no_result, rec.required, rec.signed = bool(vals[12]), tuple(json.loads(vals[13])), bool(vals[14])
+        return rec, self._flags(rec, vals[15:], rules)
+
+    def dossier_record(
+        self, code: str, *, min_confidence: float | None = None, require_signature: bool | None = None
+    ) -> tuple[DossierRecord, Flags] | None:
+        r = self._conn().execute(f"SELECT {_SELECT} FROM dossiers WHERE code=?", (nfc(code),)).fetchone()
+        return self._to_rec(r, self.report_rules(min_confidence, require_signature)) if r else None
+
+    def registry(
+        self,
+        *,
+        units: tuple[str, ...] | None = None,
+        min_confidence: float | None = None,
+        require_signature: bool | None = None,
+    ) -> Iterator[tuple[DossierRecord, Flags]]:
+        rules = self.report_rules(min_confidence, require_signature)
         where, args = "", []
         if units is not None:
             cond, arg = unit_scope("unit", units)
             where, args = f" WHERE {cond}", [arg]
-        cur = self._conn().execute(
-            f"SELECT {', '.join(_REC_COLS)}, has_input, required_ok, has_output, components FROM dossiers"
-            f"{where} ORDER BY code",
-            args,
-        )
+        cur = self._conn().execute(f"SELECT {_SELECT} FROM dossiers{where} ORDER BY code", args)
         for r in cur:
-            yield _to_rec(r)
+            yield self._to_rec(r, rules)
 
     def unregistered(self, *, units: tuple[str, ...] | None = None) -> list[str]:
         where, args = "", []
@@ -266,30 +361,40 @@ class SqliteRegistry:
             )
         ]
 
-    def rate_report(self, period: Period, rule: str = "any", *, units: tuple[str, ...] | None = None) -> Report:
+    def rate_report(
+        self,
+        period: Period,
+        rule: str = "any",
+        *,
+        units: tuple[str, ...] | None = None,
+        min_confidence: float | None = None,
+        require_signature: bool | None = None,
+    ) -> Report:
         """Whole months from ``rate_stats``; partial months at the edges by ``GROUP BY`` over the covering indexes.
 
         Scoped to *units*: ``rate_stats`` is keyed by unit only for its ``unit`` dimension, which gives the
         total, unit and month lines of whole months; the other dimensions (and the edges) are counted over the
-        covering indexes, restricted to the caller's units."""
+        covering indexes, restricted to the caller's units. With a confidence threshold every count comes from
+        the covering indexes (the counters hold no threshold)."""
+        rules = self.report_rules(min_confidence, require_signature)
         rows: list[tuple[str, str, str, int, int]] = []  # side, dim, key, n, digitized
-        full = _full_months(period)
+        full = _full_months(period) if rules.min_confidence <= 0 else None
+        dig = _STATS_COLUMN[(rule if rule == "required" else "any", rules.require_signature)]
         if units is not None:
             if full:
-                rows += self._unit_stats(full, rule, units)
-                rows += self._scan(*_month_range(full), rule, units, ("level", "field", "procedure", "channel"))
+                rows += self._unit_stats(full, dig, units)
+                rows += self._scan(*_month_range(full), rule, rules, units, ("level", "field", "procedure", "channel"))
             for a, b in _edge_ranges(period, full):
-                rows += self._scan(a, b, rule, units)
+                rows += self._scan(a, b, rule, rules, units)
         else:
             if full:
-                dig = "dig_req" if rule == "required" else "dig_any"
                 sql = (
                     f"SELECT side, dim, key, sum(n), sum(CASE WHEN side = 'resolved' THEN dig_any ELSE {dig} END) "
                     "FROM rate_stats WHERE month >= ? AND month <= ? GROUP BY side, dim, key HAVING sum(n) != 0"
                 )
                 rows += self._conn().execute(sql, (full[0], full[1])).fetchall()
             for a, b in _edge_ranges(period, full):
-                rows += self._scan(a, b, rule)
+                rows += self._scan(a, b, rule, rules)
         total = Line("total")
         by: dict[str, dict[str, Line]] = {d: {} for d in DIMENSIONS}
         for side, dim, key, count, digitized in rows:
@@ -297,13 +402,12 @@ class SqliteRegistry:
             setattr(line, side, getattr(line, side) + count)
             setattr(line, f"{side}_digitized", getattr(line, f"{side}_digitized") + int(digitized or 0))
         breakdowns = {d: sorted(v.values(), key=lambda ln: ln.key) for d, v in by.items()}
-        return Report(period, rule, self.digitized_min_confidence, total, breakdowns)
+        return Report(period, rule, rules.min_confidence, total, breakdowns, rules.require_signature)
 
     def _unit_stats(
-        self, full: tuple[str, str], rule: str, units: tuple[str, ...]
+        self, full: tuple[str, str], dig: str, units: tuple[str, ...]
     ) -> list[tuple[str, str, str, int, int]]:
         """Total, unit and month lines of the whole months *full* for *units*, from ``rate_stats``' unit rows."""
-        dig = "dig_req" if rule == "required" else "dig_any"
         cond, arg = unit_scope("key", units, "?3")
         sums = f"sum(n), sum(CASE WHEN side = 'resolved' THEN dig_any ELSE {dig} END)"
         base = f"FROM rate_stats WHERE dim = 'unit' AND month >= ?1 AND month <= ?2 AND {cond}"
@@ -314,22 +418,29 @@ class SqliteRegistry:
         return self._conn().execute(sql, (full[0], full[1], arg)).fetchall()
 
     def _scan(
-        self, a: str, b: str, rule: str, units: tuple[str, ...] | None = None, only: tuple[str, ...] | None = None
+        self,
+        a: str,
+        b: str,
+        rule: str,
+        rules: DigitizedRules,
+        units: tuple[str, ...] | None = None,
+        only: tuple[str, ...] | None = None,
     ) -> list[tuple[str, str, str, int, int]]:
         """Counts by dimension (*only* these) for dates in [a, b) (of *units*), straight from the covering
         indexes."""
-        flag = "required_ok" if rule == "required" else "has_input"
-        scope, args = "", [a, b]
+        scope = ""
+        args: dict[str, Any] = {"a": a, "b": b, "t": rules.min_confidence}
         if units is not None:
-            cond, arg = unit_scope("unit", units, "?3")
+            cond, arg = unit_scope("unit", units, ":scope")
             scope = f" AND {cond}"
-            args.append(arg)
+            args["scope"] = arg
         out: list[tuple[str, str, str, int, int]] = []
-        for side, col, dig in (("received", "received", flag), ("resolved", "resolved", "has_output | no_result")):
-            dims = {**_DIMS, "month": f"substr({col}, 1, 7)", "total": "'total'"}
+        for side in ("received", "resolved"):
+            dig = _digitized_sql(side, rule, rules)
+            dims = {**_DIMS, "month": f"substr({side}, 1, 7)", "total": "'total'"}
             sql = " UNION ALL ".join(
                 f"SELECT '{side}', '{name}', {expr}, count(*), sum({dig}) FROM dossiers "
-                f"WHERE {col} >= ?1 AND {col} < ?2{scope} GROUP BY 3"
+                f"WHERE {side} >= :a AND {side} < :b{scope} GROUP BY 3"
                 for name, expr in dims.items()
                 if only is None or name in only
             )
@@ -344,24 +455,22 @@ class SqliteRegistry:
         limit: int = 1000,
         *,
         units: tuple[str, ...] | None = None,
+        min_confidence: float | None = None,
+        require_signature: bool | None = None,
     ) -> list[dict[str, Any]]:
+        rules = self.report_rules(min_confidence, require_signature)
         a, b = period_bounds(period)
-        if side == "output":
-            where = "resolved >= ? AND resolved < ? AND has_output = 0 AND no_result = 0"
-        else:
-            flag = "required_ok" if rule == "required" else "has_input"
-            where = f"received >= ? AND received < ? AND {flag} = 0"
-        args: list[Any] = [a, b]
+        col = "resolved" if side == "output" else "received"
+        where = f"{col} >= :a AND {col} < :b AND NOT {_digitized_sql(col, rule, rules)}"
+        args: dict[str, Any] = {"a": a, "b": b, "t": rules.min_confidence, "limit": limit}
         if units is not None:
-            cond, arg = unit_scope("unit", units)
+            cond, arg = unit_scope("unit", units, ":scope")
             where += f" AND {cond}"
-            args.append(arg)
+            args["scope"] = arg
         cur = self._conn().execute(
-            f"SELECT {', '.join(_REC_COLS)}, has_input, required_ok, has_output, components FROM dossiers "
-            f"WHERE {where} ORDER BY received, code LIMIT ?",
-            (*args, limit),
+            f"SELECT {_SELECT} FROM dossiers WHERE {where} ORDER BY received, code LIMIT :limit", args
         )
-        return [missing_view(*_to_rec(r)) for r in cur]
+        return [missing_view(*self._to_rec(r, rules)) for r in cur]
 
 
 def _full_months(p: Period) -> tuple[str, str] | None:
@@ -388,21 +497,4 @@ def _edge_ranges(p: Period, full: tuple[str, str] | None) -> list[tuple[str, str
     return [(x, y_) for x, y_ in ((a, first), (after, b)) if x < y_]
 
 
-def _to_rec(r: Any) -> tuple[DossierRecord, Flags]:
-    vals = list(r)
-    rec = DossierRecord(**dict(zip(_REC_COLS[:12], vals[:12], strict=True)))
-    rec.no_result, rec.required, rec.signed = bool(vals[12]), tuple(json.loads(vals[13])), bool(vals[14])
-    flags = Flags(bool(vals[15]), bool(vals[16]), bool(vals[17]), tuple(json.loads(vals[18])))
-    return rec, flags
-
-
-def missing_view(rec: DossierRecord, flags: Flags) -> dict[str, Any]:
-    from index.rates import component_key
-
-    have = {component_key(c) for c in flags.components}
-    return {
-        "code": rec.code, "procedure": rec.procedure, "unit": rec.unit, "field": rec.field_name or rec.field_code,
-        "channel": rec.channel, "received": rec.received, "resolved": rec.resolved,
-        "has_input": flags.has_input, "has_output": flags.has_output,
-        "missing_components": [c for c in rec.required if component_key(c) not in have],
-    }  # fmt: skip
+__all__ = ["NONE", "SqliteRegistry", "migrate_registry", "missing_view", "register_functions", "unit_scope"]

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from index.base import IndexError_, SearchIndex
-from index.rates_sqlite import REGISTRY_SCHEMA, SqliteRegistry, register_functions, unit_scope, unit_values_sql
+from index.base import IndexBackend, IndexError_, IndexUnavailable, map_errors
+from index.rates_sqlite import SqliteRegistry, migrate_registry, register_functions, unit_scope, unit_values_sql
 from sohoa.models import DocRecord, PageText, SearchHit, SearchQuery, SearchResults
 from sohoa.text import fold, nfc, parse_query, snippet
 
@@ -63,7 +63,24 @@ def _fts_phrase(words: tuple[str, ...] | list[str]) -> str:
     return '"' + " ".join(w.replace('"', "") for w in words) + '"'
 
 
-class SqliteIndex(SqliteRegistry, SearchIndex):
+_TRANSIENT = ("locked", "busy", "disk i/o", "unable to open", "disk is full", "readonly database")
+
+
+@contextmanager
+def sqlite_errors() -> Iterator[None]:
+    """SQLite exceptions → :mod:`sohoa.errors` kinds: a busy/locked database or a failing disk is transient."""
+    try:
+        yield
+    except sqlite3.OperationalError as e:
+        if any(w in str(e).lower() for w in _TRANSIENT):
+            raise IndexUnavailable(f"SQLite index: {e}") from e
+        raise IndexError_(f"SQLite index: {e}") from e
+    except sqlite3.DatabaseError as e:
+        raise IndexError_(f"SQLite index: {e}") from e
+
+
+@map_errors(sqlite_errors)
+class SqliteIndex(SqliteRegistry, IndexBackend):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self.url = f"sqlite://{self.path}"  # sqlite:///abs/path, like a file:// URI
@@ -71,21 +88,19 @@ class SqliteIndex(SqliteRegistry, SearchIndex):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._lock = threading.RLock()
-        with self._lock:
+        with self._lock, sqlite_errors():
             conn = self._conn()
-            had_stats = conn.execute("SELECT 1 FROM sqlite_master WHERE name='rate_stats'").fetchone()
             had_units = conn.execute("SELECT 1 FROM sqlite_master WHERE name='unit_values'").fetchone()
-            cols = {r[1] for r in conn.execute("PRAGMA table_info(dossiers)")}
-            if cols and "signed" not in cols:  # database from before the signature flag
-                conn.execute("ALTER TABLE dossiers ADD COLUMN signed INTEGER NOT NULL DEFAULT 0")
-            conn.executescript(SCHEMA + REGISTRY_SCHEMA)
+            conn.executescript(SCHEMA)
+            stale = migrate_registry(conn)
             if not had_units:  # database from before the unit scope: the values already stored
                 conn.execute(
                     "INSERT OR IGNORE INTO unit_values (unit) "
                     "SELECT unit FROM documents UNION SELECT unit FROM dossiers"
                 )
-        if not had_stats and conn.execute("SELECT 1 FROM dossiers LIMIT 1").fetchone():
-            self.rebuild_stats()
+        if stale:  # flags of a database from before report-time rules: recompute from the documents
+            with sqlite_errors():
+                self.rebuild_flags()
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -264,7 +279,11 @@ class SqliteIndex(SqliteRegistry, SearchIndex):
             db.execute("DELETE FROM pages_fts")
             db.execute("DELETE FROM pages")
             db.execute("DELETE FROM documents")
-            db.execute("UPDATE dossiers SET has_input=0, required_ok=0, has_output=0, components='[]'")
+            db.execute(
+                "UPDATE dossiers SET has_input=0, required_ok=0, has_output=0, components='[]', in_conf=-1, "
+                "req_conf=-1, out_conf=-1, comp_conf='{}' WHERE has_input OR has_output OR required_ok "
+                "OR in_conf >= 0 OR out_conf >= 0"
+            )
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -7,12 +7,14 @@ import io
 import json
 import re
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from index.rates import CHANNELS, DossierRecord
+from sohoa.domain import CHANNELS, DossierRecord, duplicate_message
 from sohoa.text import fold, nfc
+
+VIETNAM = timezone(timedelta(hours=7), "ICT")  # Asia/Ho_Chi_Minh: UTC+7 all year (no daylight saving)
 
 # our field -> accepted column names (portal names first); matched case- and diacritics-insensitively
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -58,12 +60,24 @@ def decode(data: bytes) -> tuple[str, str]:
         raise RegistryFileError(f"cannot decode the file as UTF-8 or Windows-1258: {e}") from e
 
 
+def vietnam_date(t: datetime) -> str:
+    """The calendar date in Vietnam of *t*: an aware time is converted to UTC+7 first; a naive one is local."""
+    if t.tzinfo is not None and t.utcoffset() is not None:
+        t = t.astimezone(VIETNAM)
+    return t.date().isoformat()
+
+
+_OFFSET = re.compile(r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
+
+
 def parse_date(value: Any) -> str:
-    """dd/mm/yyyy[ HH:MM[:SS]], yyyy-mm-dd[THH:MM:SS], yyyyMMddHHmmss, Excel dates → ISO ``yyyy-mm-dd``."""
+    """dd/mm/yyyy[ HH:MM[:SS]], yyyy-mm-dd[THH:MM:SS[.fff]][Z|±HH:MM], yyyyMMddHHmmss, Excel dates → ISO
+    ``yyyy-mm-dd``, the date **in Vietnam**: a time with an offset or ``Z`` is converted to UTC+7 before its
+    date is taken (``2026-03-31T17:30:00Z`` is 1 April 00:30 in Hà Nội); a time without one is local time."""
     if value is None or value == "":
         return ""
     if isinstance(value, datetime):
-        return value.date().isoformat()
+        return vietnam_date(value)
     if isinstance(value, date):
         return value.isoformat()
     s = str(value).strip()
@@ -73,7 +87,13 @@ def parse_date(value: Any) -> str:
         return date(y, mo, d).isoformat()
     m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})(?:[ T].*)?", s)
     if m:
-        return date(int(m.group(1)), int(m.group(2)), int(m.group(3))).isoformat()
+        day = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        if _OFFSET.search(s) and len(s) > 10:
+            try:
+                return vietnam_date(datetime.fromisoformat(s.replace(" ", "T", 1)))
+            except ValueError:
+                raise ValueError(f"bad date {s!r} (use dd/mm/yyyy or yyyy-mm-dd[THH:MM:SS][Z|+07:00])") from None
+        return day.isoformat()
     m = re.fullmatch(r"(\d{4})(\d{2})(\d{2})(\d{6})?", s)
     if m:
         return date(int(m.group(1)), int(m.group(2)), int(m.group(3))).isoformat()
@@ -162,6 +182,7 @@ def parse_rows(
         )
     records: list[DossierRecord] = []
     errors: list[tuple[int, str]] = []
+    first_seen: dict[str, int] = {}  # code -> line of its first row in this file
     for i, row in enumerate(rows):
         line = first_line + i
 
@@ -174,6 +195,8 @@ def parse_rows(
             code = str(get("code") or "")
             if not re.fullmatch(code_pattern, code, re.ASCII):
                 raise ValueError(f"malformed dossier code {code!r}")
+            if code in first_seen:  # never "last wins" silently: both lines are named, the first row is kept
+                raise ValueError(duplicate_message(code, line, first_seen[code]))
             received = parse_date(get("received"))
             if not received:
                 raise ValueError("NgayTiepNhan (received date) is empty")
@@ -201,6 +224,7 @@ def parse_rows(
                     signed=_bool(get("signed")),
                 )  # fmt: skip
             )
+            first_seen[code] = line
         except ValueError as e:
             errors.append((line, str(e)))
     return records, errors

@@ -1,17 +1,29 @@
-"""Accept a batch of uploads: validate all, store originals and manifests durably, queue jobs."""
+"""Accept a batch of uploads: validate all, store originals and manifests durably, queue jobs.
+
+A batch is all or nothing (see :mod:`sohoa.batches`): it is staged, then committed by one object write, then
+queued. If this process dies while staging, nothing of the batch is ever visible and the staged objects are
+swept; once committed, the batch completes even if this process dies. Sending the same batch again is
+idempotent: files already stored are returned as duplicates, and a duplicate whose job was lost is queued.
+
+Backend outages raise :class:`sohoa.errors.TransientError` (the API answers 503 with ``Retry-After``) before
+anything is committed: the broker is checked before staging; storage and index failures abort the batch.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.validate import InputError, validate_file, validate_metadata
+from sohoa.batches import COMMITTED, Batches, BatchRecord
 from sohoa.context import Context, doc_prefix
+from sohoa.errors import TransientError
 from sohoa.models import Manifest, Status, utcnow
 from sohoa.text import clean_label, safe_filename
+from storage import NotFound
 
 log = logging.getLogger("sohoa.ingest")
 
@@ -25,6 +37,7 @@ class UploadItem:
     component: str = ""
     unit: str = ""
     uploaded_by: str = ""  # user name, token:<id> or cli:<os user>
+    notes: list[str] = field(default_factory=list)  # shown with the document's warnings (e.g. how it was split)
 
 
 @dataclass
@@ -71,37 +84,61 @@ def _prepare(ctx: Context, item: UploadItem) -> Manifest:
         original_key=f"{doc_prefix(doc_id)}original{info.extension}",
         received_at=utcnow(),
         declared_pages=info.pages,
-        warnings=info.warnings,
+        warnings=[*info.warnings, *item.notes],
         uploaded_by=item.uploaded_by,
     )
 
 
-def _store_one(ctx: Context, item: UploadItem, m: Manifest) -> None:
-    try:
-        ctx.store.put_file(m.original_key, item.path, m.media_type)
-        m.set_status(Status.RECEIVED)
-        ctx.save_manifest(m)
+def _identity(m: Manifest) -> tuple[str, str, str]:
+    return m.dossier_code, m.kind, m.sha256
+
+
+def _existing(ctx: Context, batches: Batches, p: Manifest, committed: list[BatchRecord]) -> Manifest | None:
+    """A document already stored with the same file for the same dossier and kind (not failed)."""
+    same = [
+        d
+        for d in ctx.index.list_documents(dossier_code=p.dossier_code, sha256=p.sha256)
+        if d.kind == p.kind and d.status != Status.FAILED.value
+    ]
+    for d in same:
+        try:
+            return ctx.load_manifest(d.id)
+        except NotFound:
+            continue
+    for rec in committed:  # committed by an upload that died before finishing it
+        for item in rec.items:
+            if (item.dossier_code, item.kind, item.sha256) == _identity(p):
+                batches.finalize(rec)
+                try:
+                    return ctx.load_manifest(item.doc_id)
+                except NotFound:
+                    return None
+    return None
+
+
+def ensure_queued(ctx: Context, m: Manifest, pending: set[str] | None) -> None:
+    """A stored, unfinished document whose job was lost gets one (a retried upload of the same file).
+    *pending*: the documents the broker holds a message for (None: it cannot tell)."""
+    if Status(m.status).terminal or m.status == Status.PROCESSING.value or m.deleted:
+        return  # done, failed, or held by a worker (its lease guards it; the reconciler watches it)
+    if pending is not None and m.id in pending:
+        return
+    if m.status == Status.RECEIVED.value:
         m.set_status(Status.QUEUED)
         ctx.save_manifest(m)
-        ctx.queue.enqueue(m.id)
-    except BaseException:
-        # leave nothing half-written: the upload was not accepted
-        try:
-            ctx.store.delete_prefix(doc_prefix(m.id))
-            ctx.index.delete_document(m.id)
-        except Exception:  # pragma: no cover - best effort while already failing
-            log.exception("cleanup after failed ingest of %s", m.id)
-        raise
+    ctx.queue.enqueue(m.id)
+    log.info("re-queued the duplicate of a retried upload", extra={"doc_id": m.id, "dossier": m.dossier_code})
 
 
 def accept_batch(ctx: Context, items: list[UploadItem], all_or_nothing: bool = True) -> list[Accepted | InputError]:
-    """Validate every item, then store and queue the valid ones.
+    """Validate every item, then store and queue the valid ones as one batch.
 
     With *all_or_nothing* (the HTTP API), one invalid file rejects the whole batch with
     :class:`BatchError` and nothing is stored. Otherwise (CLI folders), invalid files are
     returned as errors in their place and the others are accepted.
     A file identical (SHA-256) to a document already stored for the same dossier and kind is
-    not stored twice: the existing document is returned with ``duplicate=True``.
+    not stored twice: the existing document is returned with ``duplicate=True`` (and queued if its job
+    was lost).
     """
     prepared: list[Manifest | InputError] = []
     for item in items:
@@ -112,24 +149,62 @@ def accept_batch(ctx: Context, items: list[UploadItem], all_or_nothing: bool = T
     errors = [p for p in prepared if isinstance(p, InputError)]
     if errors and all_or_nothing:
         raise BatchError(errors)
-    out: list[Accepted | InputError] = []
+
+    batches = Batches(ctx)
+    out: list[Accepted | InputError | None] = []
+    new: list[tuple[UploadItem, Manifest]] = []
+    in_batch: dict[tuple[str, str, str], Manifest] = {}
+    dups: list[Manifest] = []
+    committed = [r for r in batches.records() if r.state == COMMITTED] if len(errors) < len(items) else []
     for item, p in zip(items, prepared, strict=True):
         if isinstance(p, InputError):
             out.append(p)
             continue
-        same = [
-            d
-            for d in ctx.index.list_documents(dossier_code=p.dossier_code, sha256=p.sha256)
-            if d.kind == p.kind and d.status != Status.FAILED.value
-        ]
-        if same:
-            out.append(Accepted(ctx.load_manifest(same[0].id), duplicate=True))
+        first = in_batch.get(_identity(p))
+        if first is not None:  # the same file twice in this batch: one document
+            out.append(Accepted(first, duplicate=True))
             continue
-        _store_one(ctx, item, p)
-        log.info(
-            "accepted %s",
-            p.filename,
-            extra={"doc_id": p.id, "dossier": p.dossier_code, "kind": p.kind, "pages": p.declared_pages},
-        )
-        out.append(Accepted(p))
-    return out
+        old = _existing(ctx, batches, p, committed)
+        if old is not None:
+            out.append(Accepted(old, duplicate=True))
+            dups.append(old)
+            continue
+        in_batch[_identity(p)] = p
+        new.append((item, p))
+        out.append(None)  # filled below
+    waiting = [m for m in dups if not Status(m.status).terminal]
+    if waiting:
+        pending = ctx.queue.pending([m.id for m in waiting])
+        for m in waiting:
+            ensure_queued(ctx, m, pending)
+    if new:
+        ctx.queue.check()  # a broker outage is reported before anything is stored
+        _store(ctx, batches, new)
+    fresh = iter(m for _, m in new)
+    result: list[Accepted | InputError] = []
+    for r in out:
+        if r is None:
+            m = next(fresh)
+            extra = {"doc_id": m.id, "dossier": m.dossier_code, "kind": m.kind, "pages": m.declared_pages}
+            log.info("accepted %s", m.filename, extra=extra)
+            result.append(Accepted(m))
+        else:
+            result.append(r)
+    return result
+
+
+def _store(ctx: Context, batches: Batches, new: list[tuple[UploadItem, Manifest]]) -> None:
+    rec = batches.begin([m for _, m in new])
+    try:
+        for item, m in new:
+            ctx.store.put_file(m.original_key, item.path, m.media_type)
+            m.set_status(Status.RECEIVED)
+            ctx.put_manifest(m)
+        batches.commit(rec)
+    except BaseException:
+        batches.abort(rec)  # nothing of the batch is kept: it was not accepted
+        raise
+    try:
+        batches.finalize(rec, {m.id: m for _, m in new})
+    except TransientError as e:  # committed: it will be finished by the reconciler (or a retry)
+        log.warning("batch %s committed but not finalized (%s): the reconciler will finish it", rec.id, e)

@@ -83,6 +83,12 @@ class Manifest:
     versions: list[dict[str, Any]] = field(default_factory=list)
     # metadata corrections: [{"at", "by", "field", "old", "new"}]
     edits: list[dict[str, str]] = field(default_factory=list)
+    batch: str | None = None  # the upload batch that stored it (see sohoa/batches.py)
+
+    @property
+    def status_since(self) -> str:
+        """When the current status was set (ISO UTC), or the reception time."""
+        return self.history[-1]["at"] if self.history else self.received_at
 
     @property
     def page_count(self) -> int:

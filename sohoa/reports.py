@@ -7,10 +7,11 @@ import io
 from pathlib import Path
 from typing import Any
 
-from index import SearchIndex
-from index.rates import DIMENSIONS, RULES, ImportResult, Line, Report
+from index import IndexBackend
 from ingest.registry_file import read_registry
+from sohoa.domain import DIMENSIONS, RULES, ImportResult, Line, Report
 from sohoa.models import Kind, Status
+from sohoa.registry import Registry
 
 DIMENSION_HEADERS = {
     "total": "Tổng",
@@ -31,14 +32,21 @@ COLUMN_HEADERS = [
 ]
 
 
-def import_registry(index: SearchIndex, path: Path, code_pattern: str, strict: bool = False) -> ImportResult:
-    """Import a CSV/XLSX/JSON registry file; bad rows are reported by line, the rest imports (unless *strict*)."""
+def import_registry(index: Registry, path: Path, code_pattern: str, strict: bool = False) -> ImportResult:
+    """Import a CSV/XLSX/JSON registry file; bad rows are reported by line, the rest imports (unless *strict*).
+    The import is stored in the object store before it is applied (when the registry has a journal)."""
     records, errors = read_registry(path, code_pattern)
     if errors and strict:
         return ImportResult(errors=errors, refused=True)
-    res = index.upsert_dossiers(records)
+    res = index.upsert_dossiers(records, source=path.name)
     res.errors = errors
     return res
+
+
+def rules_line(report: Report) -> str:
+    """What the report counts, stated with it: the rule and the digitization parameters it was made with."""
+    params = f"min_confidence={report.min_confidence:g}, require_signature={int(report.require_signature)}"
+    return f"Quy tắc: {report.rule} — {RULES[report.rule]}; số hóa = {report.rules.describe()} ({params})"
 
 
 def _cells(line: Line) -> list[Any]:
@@ -56,7 +64,7 @@ def to_csv(report: Report, by: str = "total") -> str:
     headers, rows = table(report, by)
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow([f"Kỳ báo cáo: {report.period.label}", f"Quy tắc: {report.rule} — {RULES[report.rule]}"])
+    w.writerow([f"Kỳ báo cáo: {report.period.label}", rules_line(report)])
     w.writerow(headers)
     w.writerows(rows)
     return "\ufeff" + buf.getvalue()  # BOM so that Excel opens UTF-8 Vietnamese correctly
@@ -74,7 +82,7 @@ def to_xlsx(report: Report) -> bytes:
         first = False
         ws.title = DIMENSION_HEADERS[by][:31]
         ws.append([f"Kỳ báo cáo: {report.period.label} ({report.period.start} – {report.period.end})"])
-        ws.append([f"Quy tắc: {report.rule} — {RULES[report.rule]}"])
+        ws.append([rules_line(report)])
         headers, rows = table(report, by)
         ws.append(headers)
         for cell in ws[3]:
@@ -88,7 +96,7 @@ def to_xlsx(report: Report) -> bytes:
     return buf.getvalue()
 
 
-def portal_export(index: SearchIndex, units: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+def portal_export(index: IndexBackend, units: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
     """One object per registered dossier in the national portal's field names; *units*: the caller's scope
     (registry rows and scans of those units only, see :mod:`index.base`; None = every unit)."""
     out = []

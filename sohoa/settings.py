@@ -68,6 +68,14 @@ class Settings:
     secret_key: str = ""  # signs session cookies; empty = a random key kept in object storage
     session_idle_minutes: int = 30
     session_max_hours: int = 12
+    # self-healing (issue 12): outages are waited out, leases prevent double processing, a reconciler re-queues
+    outage_window_s: int = 3600  # a document waits this long for a backend outage to end before failing
+    retry_min_backoff_ms: int = 2000  # first retry after a transient error; doubles each time …
+    retry_max_backoff_ms: int = 30000  # … up to this
+    lease_ttl_s: float = 60.0  # a processing lease expires this long after its last heartbeat (ttl/3)
+    reconcile_interval_s: float = 15.0  # how often the (one active) reconciler looks for stranded documents
+    batch_stale_s: int = 900  # an upload batch still staging after this long (its API process gone) is swept
+    queued_stale_s: int = 600  # brokers that cannot be inspected (amqp): re-queue documents queued this long
 
     def __post_init__(self) -> None:
         data = Path(self.data_dir).expanduser()

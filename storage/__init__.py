@@ -1,5 +1,5 @@
 """Object storage: the system of record. ``file://`` (embedded) or ``s3://`` (MinIO/S3)."""
 
-from storage.base import NotFound, ObjectStore, StorageError, open_store
+from storage.base import NotFound, ObjectStore, StorageError, StorageUnavailable, open_store
 
-__all__ = ["NotFound", "ObjectStore", "StorageError", "open_store"]
+__all__ = ["NotFound", "ObjectStore", "StorageError", "StorageUnavailable", "open_store"]

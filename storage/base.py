@@ -8,20 +8,36 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
+from sohoa.errors import ConfigError, PermanentError, SohoaError, TransientError
+
 _KEY = re.compile(r"^[A-Za-z0-9._\-/]+$")
 
 
-class StorageError(RuntimeError):
-    pass
+class StorageError(SohoaError):
+    """Any storage failure (see :mod:`sohoa.errors` for how the subclasses are treated)."""
 
 
-class NotFound(StorageError, KeyError):
+class NotFound(StorageError, PermanentError, KeyError):
+    """The object does not exist."""
+
+
+class StorageUnavailable(StorageError, TransientError):
+    """The store cannot be reached or answered with a server error: retry later."""
+
+    backend = "storage"
+
+
+class StorageConfigError(StorageError, ConfigError):
+    """Wrong credentials, bucket or URL."""
+
+
+class InvalidKey(StorageError, PermanentError):
     pass
 
 
 def check_key(key: str) -> str:
     if not key or key.startswith("/") or not _KEY.match(key) or any(p in ("", ".", "..") for p in key.split("/")):
-        raise StorageError(f"invalid object key: {key!r}")
+        raise InvalidKey(f"invalid object key: {key!r}")
     return key
 
 
@@ -63,7 +79,8 @@ class ObjectStore(ABC):
         return len(keys)
 
     def check(self) -> None:
-        """Raise :class:`StorageError` if the store cannot be used."""
+        """Raise :class:`StorageError` (:class:`StorageUnavailable` for an outage) if the store cannot be used.
+        Quick: a health probe must answer within a couple of seconds even when the store is down."""
         self.exists("health-check")
 
     def close(self) -> None:  # noqa: B027 - optional hook
@@ -82,7 +99,7 @@ def open_store(url: str) -> ObjectStore:
         q = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
         bucket = parsed.path.strip("/")
         if not bucket or not parsed.hostname:
-            raise StorageError("s3 URL must look like s3://ACCESS:SECRET@host:port/bucket")
+            raise StorageConfigError("s3 URL must look like s3://ACCESS:SECRET@host:port/bucket")
         endpoint = parsed.hostname + (f":{parsed.port}" if parsed.port else "")
         return S3Store(
             endpoint=endpoint,
@@ -92,4 +109,4 @@ def open_store(url: str) -> ObjectStore:
             secure=q.get("secure", "false").lower() in ("1", "true", "yes"),
             region=q.get("region") or None,
         )
-    raise StorageError(f"unsupported storage URL scheme {parsed.scheme!r} (use file:// or s3://)")
+    raise StorageConfigError(f"unsupported storage URL scheme {parsed.scheme!r} (use file:// or s3://)")

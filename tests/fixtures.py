@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import io
+import random
 import struct
 import zlib
+from typing import Any
 
+import img2pdf
+import numpy as np
 import pikepdf
+from PIL import Image, ImageFilter
 
 from sohoa.demo import image_bytes, pdf_bytes, render_page
 
@@ -109,3 +114,49 @@ def pdf_with_page_size(width_pt: float, height_pt: float, text: str = "Trang kh�
     out = io.BytesIO()
     pdf.save(out)
     return out.getvalue()
+
+
+# -- the scanning station: cover sheets and stacks as a scanner gives them back ---------------------------
+def scanned(page: Image.Image, dpi: int, skew: float = 0.0, turn: int = 0, seed: int = 0) -> Image.Image:
+    """*page* (rendered at its own dpi) as a scanner would give it back: skewed, noisy, slightly blurred, turned."""
+    rnd = np.random.default_rng(seed)
+    img = page.convert("L")
+    if skew:
+        img = img.rotate(skew, expand=True, fillcolor=255, resample=Image.BICUBIC)
+    arr = np.asarray(img).astype(np.float32) + rnd.normal(0, 8, (img.height, img.width))
+    img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.6))
+    return img.rotate(turn, expand=True) if turn else img
+
+
+def cover_image(code: str, dpi: int, **kw: Any) -> Image.Image:
+    from pdf2image import convert_from_bytes
+
+    from ingest.stack import SheetInfo, cover_pdf
+
+    page = convert_from_bytes(cover_pdf([SheetInfo(code, "input", "Đơn đề nghị")]), dpi=dpi, grayscale=True)[0]
+    return scanned(page, dpi, **kw)
+
+
+def make_stack(n_dossiers: int, seed: int = 7) -> tuple[bytes, dict[str, list[int]], int]:
+    """A scanned stack: per dossier a cover sheet then 1–2 pages, at 150–300 dpi, skewed up to 5°, some pages
+    turned upside down. Returns the PDF, the expected page indices per code and the page count."""
+    rnd = random.Random(seed)
+    images: list[bytes] = []
+    expected: dict[str, list[int]] = {}
+    for d in range(n_dossiers):
+        code = f"000.00.06.H56-2607{d % 28 + 1:02d}-{seed % 100:02d}{d:02d}"
+        dpi = rnd.choice([150, 200, 300])
+        turn = 180 if rnd.random() < 0.2 else 0
+        sheet = cover_image(code, dpi, skew=rnd.uniform(-5, 5), turn=turn, seed=d)
+        buf = io.BytesIO()
+        sheet.save(buf, "JPEG", quality=80, dpi=(dpi, dpi))
+        images.append(buf.getvalue())
+        for k in range(rnd.choice([1, 2])):
+            page = render_page([f"TRANG {k + 1} CỦA HỒ SƠ", f"Hồ sơ số {d}", "Nội dung giấy tờ của công dân"], dpi)
+            buf = io.BytesIO()
+            scanned(page, dpi, skew=rnd.uniform(-3, 3), seed=100 + d).save(buf, "JPEG", quality=80, dpi=(dpi, dpi))
+            expected.setdefault(code, []).append(len(images))
+            images.append(buf.getvalue())
+    return img2pdf.convert(images), expected, len(images)
+
+

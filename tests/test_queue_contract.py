@@ -10,8 +10,9 @@ import pytest
 from ingest import UploadItem, accept_batch
 from ingest.service import Accepted
 from sohoa.context import Context
+from sohoa.errors import TransientError
 from sohoa.settings import Settings
-from workers.queue import QueueError
+from workers.queue import QueueUnavailable
 
 import fixtures
 from deploy import CODE, fresh_redis_url, wait_for
@@ -54,7 +55,8 @@ def test_unreachable_broker_rejects_upload_and_leaves_nothing(tmp_path: Path) ->
     c = Context(Settings(data_dir=tmp_path / "data", broker_url="redis://127.0.0.1:1/0"))
     p = tmp_path / "a.png"
     p.write_bytes(fixtures.png_scan())
-    with pytest.raises(QueueError):
+    with pytest.raises(QueueUnavailable) as e:  # transient: the API answers 503 with Retry-After
         accept_batch(c, [UploadItem(p, "a.png", CODE, "input")])
+    assert isinstance(e.value, TransientError) and e.value.backend == "broker"
     assert list(c.store.list("")) == []
     assert c.index.list_documents() == []

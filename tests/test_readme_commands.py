@@ -68,6 +68,9 @@ COVERED = {
     "sohoa report --period quarter:2026-Q3 --rule required --undigitized input": "test_report_undigitized",
     "sohoa report --unregistered": "test_report_unregistered",
     "sohoa export-portal portal.json": "test_export_portal",
+    "sohoa cover": "test_scanning_station",
+    "sohoa ingest chong-ho-so.pdf --split": "test_scanning_station",
+    "sohoa watch may-quet --split": "test_scanning_station",
     "sohoa unit import don-vi.csv": "test_accounts_units_tokens_and_audit",
     "sohoa user add lan.nguyen": "test_accounts_units_tokens_and_audit",
     "sohoa user list": "test_accounts_units_tokens_and_audit",
@@ -504,3 +507,35 @@ def test_accounts_units_tokens_and_audit(work: Workdir) -> None:
     assert r.code == 0 and len(lines) == 1 and lines[0]["target"] == tid and lines[0]["actor"].startswith("cli:")
     bad = work.run(["sohoa", "audit", "--from", "garbage"])
     assert bad.code == 2
+
+
+# -- the scanning station ------------------------------------------------------------------------------
+def test_scanning_station(work: Workdir, tmp_path: Path) -> None:
+    import pikepdf
+
+    from fixtures import make_stack
+
+    r = work.run(readme("sohoa cover"))
+    assert r.code == 0 and "wrote 2 cover sheet(s)" in r.out, r.out
+    assert len(pikepdf.open(work.cwd / "phieu-tach.pdf").pages) == 2
+    stack, expected, _ = make_stack(3, seed=11)
+    (work.cwd / "chong-ho-so.pdf").write_bytes(stack)
+    r = work.run(readme("sohoa ingest chong-ho-so.pdf --split"))
+    assert r.code == 0 and "accepted 3 file(s), rejected 0" in r.out, r.out
+    for code in expected:
+        assert code in r.out
+    folder = work.cwd / "may-quet"
+    folder.mkdir()
+    proc = _start(work, readme("sohoa watch may-quet --split"), tmp_path / "watch.log")
+    try:
+        stack2, expected2, _ = make_stack(2, seed=12)
+        (folder / "lo-2.pdf").write_bytes(stack2)
+        wait_for(lambda: (folder / "done" / "lo-2.pdf").exists(), 120, what="the stack handled")
+    finally:
+        _stop(proc, tmp_path / "watch.log")
+    ctx = Context(work.settings)
+    try:
+        for code in expected2:
+            assert ctx.index.list_documents(dossier_code=code), code
+    finally:
+        ctx.close()

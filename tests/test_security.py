@@ -30,7 +30,8 @@ UNITS = [
 CODE_A = "000.00.06.H56-260715-0001"
 CODE_B = "000.00.06.H56-260716-0002"
 PASSWORD = "Mat-khau-an-toan-2026"
-PUBLIC = {("GET", "/health"), ("GET", "/login"), ("POST", "/login"), ("POST", "/logout")}
+PUBLIC = {("GET", "/health"), ("GET", "/health/live"), ("GET", "/health/ready"), ("GET", "/login"), ("POST", "/login"),
+          ("POST", "/logout")}  # fmt: skip
 
 
 @dataclass

@@ -20,6 +20,7 @@ from typing import Any
 
 from PIL import Image, JpegImagePlugin, PngImagePlugin, TiffImagePlugin
 
+from sohoa.errors import PermanentError
 from sohoa.settings import DEFAULT_MAX_PAGE_PIXELS
 
 log = logging.getLogger("sohoa.worker")
@@ -33,7 +34,7 @@ _OPENERS: dict[str, Any] = {
 _FORMAT_OF_MEDIA = {"image/png": "png", "image/jpeg": "jpeg", "image/tiff": "tiff"}
 
 
-class PageSourceError(ValueError):
+class PageSourceError(PermanentError, ValueError):
     """The document cannot be read as pages (a permanent error for this document)."""
 
 

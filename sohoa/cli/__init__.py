@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sohoa.cli import admin, audit, documents, manage, server
+from sohoa.cli import admin, audit, documents, manage, server, station
 from sohoa.cli.common import CliError, Runtime, console
 from sohoa.logs import setup_logging
 from sohoa.settings import Settings, SettingsError
 
-MODULES = (server, documents, manage, admin, audit)
+MODULES = (server, documents, manage, admin, audit, station)
 
 
 def build_parser() -> argparse.ArgumentParser:

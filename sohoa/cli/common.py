@@ -38,6 +38,12 @@ class Runtime:
         self._ctx: Context | None = None
         self._audit: object | None = None
 
+    @property
+    def cli_user(self) -> str:
+        import getpass
+
+        return f"cli:{getpass.getuser()}"
+
     def audit(self, action: str, target: str = "", dossier: str = "", **details: object) -> None:
         import getpass
 

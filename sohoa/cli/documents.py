@@ -65,11 +65,22 @@ def cmd_ingest(rt: Runtime, args: argparse.Namespace) -> int:
     ctx = rt.ctx
     if ctx.settings.embedded_broker:
         ctx.queue.start_worker(ctx.settings.worker_threads)
-    results = []
+    results: list = []
     with Progress(TextColumn("[bold]upload"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
         task = bar.add_task("", total=len(items))
         for item in items:
-            results.extend(accept_batch(ctx, [item], all_or_nothing=False))
+            item.uploaded_by = rt.cli_user
+            if args.split:  # a stack of many dossiers separated by cover sheets
+                from ingest.stack import ingest_stack
+
+                try:
+                    results.extend(ingest_stack(ctx, item.path, item.filename, item.dossier_code, item.kind,
+                                                item.component, item.unit, rt.cli_user))  # fmt: skip
+                except InputError as refused:
+                    refused.filename = item.filename
+                    results.append(refused)
+            else:
+                results.extend(accept_batch(ctx, [item], all_or_nothing=False))
             bar.advance(task)
     errors = [r for r in results if isinstance(r, InputError)]
     accepted = [r for r in results if isinstance(r, Accepted)]
@@ -172,14 +183,24 @@ def cmd_dossier(rt: Runtime, args: argparse.Namespace) -> int:
 def cmd_worker(rt: Runtime, args: argparse.Namespace) -> int:
     if rt.settings.embedded_broker:
         raise CliError("SOHOA_BROKER_URL is memory://: workers run inside `sohoa serve`; set redis:// or amqp://")
+    from sohoa.errors import ConfigError
+    from sohoa.settings import mask_url
+    from workers.reconcile import Reconciler
+
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    rt.ctx.queue.start_worker(args.threads or rt.settings.worker_threads)
-    log.info("worker running", extra={"broker": rt.settings.broker_url})
-    console.print(f"worker running on {rt.settings.broker_url} — Ctrl+C to stop")
+    try:
+        rt.ctx.queue.start_worker(args.threads or rt.settings.worker_threads)
+    except ConfigError as e:  # e.g. tesseract missing: reported now, not once per document
+        raise CliError(f"không chạy được worker (cannot start the worker): {e}") from None
+    reconciler = Reconciler(rt.ctx).start() if rt.settings.reconcile_interval_s > 0 else None
+    log.info("worker running", extra={"broker": mask_url(rt.settings.broker_url)})
+    console.print(f"worker running on {mask_url(rt.settings.broker_url)} — Ctrl+C to stop")
     stop.wait()
     log.info("worker stopping")
+    if reconciler is not None:
+        reconciler.stop()
     return 0
 
 
@@ -187,12 +208,15 @@ def cmd_reindex(rt: Runtime, args: argparse.Namespace) -> int:
     with Progress(TextColumn("[bold]reindex"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
         task = bar.add_task("", total=None)
         n = rt.ctx.reindex(lambda i, total: bar.update(task, completed=i, total=total))
-    rt.audit("index.rebuild", documents=n)
+    rows = sum(1 for _ in rt.ctx.registry.registry())
+    rt.audit("index.rebuild", documents=n, registry_rows=rows)
     console.print(f"re-indexed {n} document(s) from {rt.ctx.store.url}")
+    console.print(f"registry: {rows} dossier row(s) and the rate counters rebuilt from the stored imports")
     return 0
 
 
 def cmd_recover(rt: Runtime, args: argparse.Namespace) -> int:
+    """One reconciler pass now: documents with a live lease (being processed) are never touched."""
     ids = rt.ctx.recover()
     rt.audit("document.recover", documents=len(ids))
     console.print(f"re-queued {len(ids)} document(s)")
@@ -210,6 +234,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--component", help="component name")
     s.add_argument("--unit", help="receiving unit")
     s.add_argument("--manifest", help="CSV with columns file,dossier_code,kind,component,unit")
+    s.add_argument("--split", action="store_true", help="each file is a stack of dossiers separated by cover sheets")
     s.add_argument(
         "--wait",
         action=argparse.BooleanOptionalAction,
@@ -240,4 +265,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--threads", type=int)
 
     command(sub, "reindex", cmd_reindex, "rebuild the search index from object storage")
-    command(sub, "recover", cmd_recover, "re-queue documents left unfinished")
+    command(sub, "recover", cmd_recover, "re-queue documents left unfinished (never one that is being processed)")

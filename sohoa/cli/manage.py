@@ -37,8 +37,8 @@ def cmd_registry(rt: Runtime, args: argparse.Namespace) -> int:
 
 
 def cmd_report(rt: Runtime, args: argparse.Namespace) -> int:
-    from index.rates import RULES, parse_period
     from sohoa import reports
+    from sohoa.domain import parse_period
 
     if args.unregistered:
         codes = rt.ctx.index.unregistered()
@@ -51,8 +51,9 @@ def cmd_report(rt: Runtime, args: argparse.Namespace) -> int:
         period = parse_period(args.period, args.date_from, args.date_to)
     except ValueError as e:
         raise CliError(str(e)) from None
+    params = {"min_confidence": args.min_confidence, "require_signature": args.require_signature}
     if args.undigitized:
-        rows = rt.ctx.index.undigitized(period, args.rule, args.undigitized, limit=args.limit)
+        rows = rt.ctx.registry.undigitized(period, args.rule, args.undigitized, limit=args.limit, **params)
         rt.audit("report.undigitized", period.label, rule=args.rule, side=args.undigitized, count=len(rows))
         t = Table(title=f"not digitized ({args.undigitized}) — {period.label}, rule {args.rule}")
         for col in ("dossier", "procedure", "unit", "received", "resolved", "missing components"):
@@ -69,12 +70,14 @@ def cmd_report(rt: Runtime, args: argparse.Namespace) -> int:
         console.print(t)
         console.print(f"{len(rows)} dossier(s) not digitized ({args.undigitized})")
         return 0
-    rep = rt.ctx.index.rate_report(period, args.rule)
-    rt.audit("report.read", period.label, rule=args.rule, by=args.by, csv=args.csv, xlsx=args.xlsx)
+    rep = rt.ctx.registry.rate_report(period, args.rule, **params)
+    rt.audit("report.read", period.label, rule=args.rule, by=args.by, csv=args.csv, xlsx=args.xlsx,
+             min_confidence=rep.min_confidence, require_signature=rep.require_signature)  # fmt: skip
     bys = args.by or ["total"]
+    console.print(reports.rules_line(rep), highlight=False)
     for by in bys:
         headers, cells = reports.table(rep, by)
-        t = Table(title=f"{period.label} ({period.start} – {period.end}) · rule {args.rule}: {RULES[args.rule]}")
+        t = Table(title=f"{period.label} ({period.start} – {period.end}) · rule {args.rule}")
         for h in headers:
             t.add_column(h)
         for row in cells:
@@ -120,6 +123,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--undigitized", choices=["input", "output"], help="list the dossiers still to scan")
     s.add_argument("--unregistered", action="store_true", help="list scanned dossier codes missing in the registry")
     s.add_argument("--limit", type=int, default=1000)
+    s.add_argument("--min-confidence", type=float, metavar="PERCENT",
+                   help="count a document as digitized only at this mean OCR confidence (default: "
+                        "SOHOA_DIGITIZED_MIN_CONFIDENCE)")  # fmt: skip
+    s.add_argument("--require-signature", action=argparse.BooleanOptionalAction, default=None,
+                   help="count input only for dossiers the registry marks signed (default: "
+                        "SOHOA_DIGITIZED_REQUIRE_SIGNATURE)")  # fmt: skip
 
     s = command(sub, "export-portal", cmd_export_portal, "per-dossier export in the national portal's field names")
     s.add_argument("out")
