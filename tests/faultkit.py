@@ -196,7 +196,14 @@ def scans(n: int, tag: str = "") -> list[tuple[str, bytes]]:
 
 
 def all_done(ctx: Context, ids: list[str]) -> bool:
-    return all(Status(ctx.load_manifest(i).status).terminal for i in ids)
+    """Every document finished; False while the store itself still answers errors (a server just restarted:
+    SeaweedFS answers 500 for a few seconds after /health/ready turns green)."""
+    from sohoa.errors import TransientError
+
+    try:
+        return all(Status(ctx.load_manifest(i).status).terminal for i in ids)
+    except TransientError:
+        return False
 
 
 @dataclass
