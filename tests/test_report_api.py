@@ -38,6 +38,8 @@ def test_manager_flow(tmp_path: Path) -> None:
         assert r.status_code == 200 and r.json()["inserted"] == 4, r.text
         assert c.get("/reports/unregistered").json()["count"] == 0  # the scan is now linked
 
+        strict = c.get("/reports/digitization", params={"period": "quarter:2026-Q3", "min_confidence": 100}).json()
+        assert strict["total"]["received_digitized"] == 0  # a report parameter: nothing stored changes
         rep = c.get("/reports/digitization", params={"period": "quarter:2026-Q3"}).json()
         assert rep["rule"] == "any"
         assert rep["total"]["received"] == 3 and rep["total"]["received_digitized"] == 1

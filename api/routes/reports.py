@@ -33,11 +33,14 @@ def report(
     rule: Annotated[str, Query(pattern="^(any|required)$")] = "any",
     format: Annotated[str, Query(pattern="^(json|csv|xlsx)$")] = "json",
     by: Annotated[str, Query(pattern="^(total|unit|level|field|procedure|channel|month)$")] = "unit",
+    min_confidence: Annotated[float | None, Query(ge=0, le=100, description="default: the setting")] = None,
+    require_signature: Annotated[bool | None, Query(description="default: the setting")] = None,
     p: Principal = Depends(require("reports.read")),
 ) -> Any:
     from sohoa import reports
 
-    rep = C(request).index.rate_report(_period(period, date_from, date_to), rule, units=p.scope)
+    rep = C(request).index.rate_report(_period(period, date_from, date_to), rule, units=p.scope,
+                                       min_confidence=min_confidence, require_signature=require_signature)  # fmt: skip
     audit(request, p, "report.read", target=rep.period.label, details={"rule": rule, "format": format, "by": by})
     name = f"so-hoa-{rep.period.label.replace(':', '-')}-{rule}"
     if format == "csv":
@@ -64,10 +67,13 @@ def undigitized(
     rule: Annotated[str, Query(pattern="^(any|required)$")] = "any",
     side: Annotated[str, Query(pattern="^(input|output)$")] = "input",
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+    min_confidence: Annotated[float | None, Query(ge=0, le=100, description="default: the setting")] = None,
+    require_signature: Annotated[bool | None, Query(description="default: the setting")] = None,
     p: Principal = Depends(require("reports.read")),
 ) -> dict[str, Any]:
     per = _period(period, date_from, date_to)
-    rows = C(request).index.undigitized(per, rule, side, limit, units=p.scope)
+    rows = C(request).index.undigitized(per, rule, side, limit, units=p.scope, min_confidence=min_confidence,
+                                        require_signature=require_signature)  # fmt: skip
     audit(request, p, "report.undigitized", target=per.label, details={"rule": rule, "side": side, "count": len(rows)})
     return {"period": per.label, "rule": rule, "side": side, "count": len(rows), "dossiers": rows}
 
