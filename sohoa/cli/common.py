@@ -45,14 +45,12 @@ class Runtime:
         return f"cli:{getpass.getuser()}"
 
     def audit(self, action: str, target: str = "", dossier: str = "", **details: object) -> None:
-        import getpass
-
         from sohoa.audit import AuditEvent, AuditLog
 
         if self._audit is None:
             self._audit = AuditLog(self.ctx.store)
         assert isinstance(self._audit, AuditLog)
-        self._audit.record(AuditEvent(actor=f"cli:{getpass.getuser()}", actor_kind="cli", action=action,
+        self._audit.record(AuditEvent(actor=self.cli_user, actor_kind="cli", action=action,
                                       target=target, dossier=dossier, details=dict(details)))  # fmt: skip
 
     @property
