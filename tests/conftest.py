@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,38 @@ def sign_in(page: object, base_url: str, user: str, password: str) -> None:
     page.fill("#password", password)  # type: ignore[attr-defined]
     with page.expect_navigation():  # type: ignore[attr-defined]
         page.click("button[type=submit]")  # type: ignore[attr-defined]
+
+
+# -- one seeded site for the browser journeys (tests/test_ui_*.py) ----------------------------------------
+UI_PASSWORD = "Mat-khau-2026-an-toan"
+
+
+@dataclass
+class Site:
+    url: str
+    settings: Settings
+    files: Path
+
+
+def seed_site(
+    root: Path,
+    users: Iterable[tuple[str, str, str, str]],
+    tokens: Iterable[tuple[str, str, str]] = (),
+) -> tuple[Settings, dict[str, str]]:
+    """Settings for an embedded site under *root* with the test unit tree (province T, communes A and B),
+    *users* as (login, role, unit, full name) with :data:`UI_PASSWORD`, and *tokens* as (label, role, unit);
+    returns the settings and the tokens' secrets by label."""
+    from sohoa.auth import AuthStore, Unit
+    from storage import open_store
+
+    settings = Settings(data_dir=root / "data", worker_threads=2)
+    store = open_store(settings.storage_url)
+    try:
+        auth = AuthStore(store)
+        auth.import_units([Unit("T", "UBND tỉnh Thử"), Unit("A", "UBND xã A", "T"), Unit("B", "UBND xã B", "T")])
+        for login, role, unit, name in users:
+            auth.add_user(login, UI_PASSWORD, [role], [unit], name)
+        secrets = {label: auth.create_token(label, [role], [unit]) for label, role, unit in tokens}
+    finally:
+        store.close()
+    return settings, secrets

@@ -8,43 +8,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from api import create_app
-from sohoa.auth import AuthStore, Unit
 from sohoa.demo import pdf_bytes
-from sohoa.settings import Settings
-from storage import open_store
 
 import fixtures
-from conftest import LiveServer, assert_accessible, sign_in
+from conftest import UI_PASSWORD, LiveServer, Site, assert_accessible, seed_site, sign_in
 
 CODE_1 = "000.00.06.H56-260715-0101"
 CODE_2 = "000.00.06.H56-260716-0102"
-PASSWORD = "Mat-khau-2026-an-toan"
-
-
-@dataclass
-class Site:
-    url: str
-    settings: Settings
-    files: Path
+PASSWORD = UI_PASSWORD
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("ui")
-    settings = Settings(data_dir=root / "data", worker_threads=2)
-    store = open_store(settings.storage_url)
-    auth = AuthStore(store)
-    auth.import_units([Unit("T", "UBND tỉnh Thử"), Unit("A", "UBND xã A", "T"), Unit("B", "UBND xã B", "T")])
-    auth.add_user("vanthu.a", PASSWORD, ["clerk"], ["A"], "Văn thư xã A")
-    auth.add_user("tracuu.a", PASSWORD, ["staff"], ["A"], "Tra cứu xã A")
-    auth.add_user("tracuu.b", PASSWORD, ["staff"], ["B"], "Tra cứu xã B")
-    store.close()
+    users = [("vanthu.a", "clerk", "A", "Văn thư xã A"), ("tracuu.a", "staff", "A", "Tra cứu xã A"),
+             ("tracuu.b", "staff", "B", "Tra cứu xã B")]  # fmt: skip
+    settings, _ = seed_site(root, users)
     files = root / "files"
     files.mkdir()
     (files / "đơn đề nghị.pdf").write_bytes(fixtures.two_page_pdf())  # page 2: "Hồ sơ đất đai …"

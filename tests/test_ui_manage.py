@@ -16,8 +16,6 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,15 +23,12 @@ import openpyxl
 import pytest
 
 from api import create_app
-from sohoa.auth import AuthStore, Unit
-from sohoa.settings import Settings
-from storage import open_store
 
 import fixtures
-from conftest import LiveServer, assert_accessible, sign_in
+from conftest import UI_PASSWORD, LiveServer, Site, assert_accessible, seed_site, sign_in
 from deploy import wait_for
 
-PASSWORD = "Mat-khau-2026-an-toan"
+PASSWORD = UI_PASSWORD
 A1, A2, A3, A4 = (f"000.00.06.H56-2607{n:02d}-01{n:02d}" for n in (1, 2, 3, 4))
 B1, B2 = "000.00.06.H56-260716-0201", "000.00.06.H56-260818-0202"
 A5 = "000.00.06.H56-261001-0105"
@@ -50,31 +45,16 @@ REGISTRY = (
 # Q3 2026 for A: received A1..A4 (A1 has a digitized input) = 1/4; resolved A2, A3 (A2 has its result) = 1/2
 
 
-@dataclass
-class Site:
-    url: str
-    settings: Settings
-    files: Path
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("ui-manage")
-    settings = Settings(data_dir=root / "data", worker_threads=2)
-    store = open_store(settings.storage_url)
-    auth = AuthStore(store)
-    auth.import_units([Unit("T", "UBND tỉnh Thử"), Unit("A", "UBND xã A", "T"), Unit("B", "UBND xã B", "T")])
-    auth.add_user("quanly.a", PASSWORD, ["manager"], ["A"], "Lãnh đạo xã A")
-    auth.add_user("quanly.b", PASSWORD, ["manager"], ["B"], "Lãnh đạo xã B")
-    auth.add_user("quanly.tinh", PASSWORD, ["manager"], ["T"], "Lãnh đạo tỉnh")
-    auth.add_user("quantri", PASSWORD, ["admin"], ["*"], "Quản trị hệ thống")
-    auth.add_user("kiemtra", PASSWORD, ["auditor"], ["*"], "Kiểm tra nhật ký")
-    tokens = {
-        "A": auth.create_token("máy quét A", ["clerk"], ["A"]),
-        "B": auth.create_token("máy quét B", ["clerk"], ["B"]),
-        "T": auth.create_token("một cửa tỉnh", ["manager"], ["T"]),
-    }
-    store.close()
+    settings, tokens = seed_site(
+        root,
+        [("quanly.a", "manager", "A", "Lãnh đạo xã A"), ("quanly.b", "manager", "B", "Lãnh đạo xã B"),
+         ("quanly.tinh", "manager", "T", "Lãnh đạo tỉnh"), ("quantri", "admin", "*", "Quản trị hệ thống"),
+         ("kiemtra", "auditor", "*", "Kiểm tra nhật ký")],
+        [("A", "clerk", "A"), ("B", "clerk", "B"), ("T", "manager", "T")],
+    )  # fmt: skip
     server = LiveServer(create_app(settings))
     try:
         with httpx.Client(base_url=server.url, timeout=60) as http:
