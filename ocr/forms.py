@@ -19,12 +19,14 @@ Sizes are relative to the page's letter height (``text_height``: ≈ 32 px for 1
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 Box = tuple[int, int, int, int]
+LEFT_GAP = 0.15  # a period sits within this many letter heights of the letter it ends
 
 
 @dataclass
@@ -79,6 +81,13 @@ def find_leader_dots(
     stats: np.ndarray, cents: np.ndarray, th: float, min_run: int = 5, ink: np.ndarray | None = None
 ) -> tuple[list[int], list[Box]]:
     """Labels of the components that are dots of a leader, and the boxes of the leader runs."""
+    dots, runs, _phases = _leader_dots(stats, cents, th, min_run, ink)
+    return dots, runs
+
+
+def _leader_dots(
+    stats: np.ndarray, cents: np.ndarray, th: float, min_run: int = 5, ink: np.ndarray | None = None
+) -> tuple[list[int], list[Box], list[tuple[float, float]]]:
     x, y, w, h, a = (stats[:, i] for i in range(5))
     big = max(3.0, 0.42 * th)
     cand = np.nonzero((w <= big) & (h <= big) & (w >= 2) & (h >= 2) & (w <= 2.2 * h) & (h <= 2.2 * w)
@@ -137,8 +146,9 @@ def find_leader_dots(
             if abs(k - round(k)) > 0.2:
                 continue
             if ink is not None:
-                gx0, gx1 = max(0, int(x[j] - 0.3 * th)), int(x[j])
-                if gx1 > gx0 and ink[max(0, int(y[j] - 0.6 * th)) : int(y[j] + h[j]), gx0:gx1].any():
+                # a letter just left of the dot (reaching above it: a neighbouring leader dot does not)
+                gx0, gx1 = max(0, int(x[j] - LEFT_GAP * th)), int(x[j])
+                if gx1 > gx0 and ink[max(0, int(y[j] - 0.6 * th)) : max(0, int(y[j] - 1)), gx0:gx1].any():
                     break
                 above = ink[max(0, int(y[j] - 0.9 * th)) : max(0, int(y[j] - 1)), int(x[j]) : int(x[j] + w[j])]
                 if above.any() and above.mean() > 0.15:
@@ -146,7 +156,7 @@ def find_leader_dots(
             dots.append(j)
             break
     del dot_set
-    return dots, runs
+    return dots, runs, phases
 
 
 def find_checkboxes(ink: np.ndarray, stats: np.ndarray, th: float) -> list[Checkbox]:
@@ -319,10 +329,37 @@ def _find_structure(
             x0, y0, x1, y1 = cb.box
             erase[max(0, y0 - 1) : y1 + 1, max(0, x0 - 1) : x1 + 1] = 255
     if leaders:
-        dots, s.leader_runs = find_leader_dots(stats, cents, th, ink=ink)
+        dots, s.leader_runs, _phases = _leader_dots(stats, cents, th, ink=ink)
         s.leaders = len(dots)
         if dots:
             sel = np.zeros(n, np.uint8)
             sel[dots] = 255
             erase |= _u8(cv2.dilate(sel[lab], np.ones((3, 3), np.uint8)))
     return erase, s
+
+
+_L = r"[^\W\d_]"  # a letter (any script)
+_LEADER_TEXT = (
+    (re.compile(r"(?<=:)\.+(?=\S)"), " "),  # "là:...Ngô": the dotted line starting after a label
+    (re.compile(r"(?<=:)\.+"), ""),
+    (re.compile(rf"(?<!\S)\.+(?={_L})"), ""),  # "..cấp": dots before a word
+    (re.compile(rf"(?<={_L})\.{{2,}}"), ""),  # "Hà..": dots after a word (a period is one dot)
+)
+_GLUED = re.compile(rf"({_L})\.(?=\w)")
+
+
+def _unglue(m: re.Match[str]) -> str:
+    # "Ngô.Thị", "đường.Trần", "Số.12": a dot where a space was, after a lower-case letter ("TP.HCM",
+    # "Q.1" stay)
+    return m.group(1) + (" " if m.group(1).islower() else ".")
+
+
+def strip_leader_text(text: str) -> str:
+    """The dots of a dotted line read into a value typed over it, taken out of the text.
+
+    Used on pages with leaders only: dots right after a label's colon, before a word, two or more after a
+    word, and one glued between a lower-case letter and the next word (`Ngô.Thị` → `Ngô Thị`; `TP.HCM`,
+    `1.000` and a sentence's period stay)."""
+    for pat, rep in _LEADER_TEXT:
+        text = pat.sub(rep, text)
+    return _GLUED.sub(_unglue, text)

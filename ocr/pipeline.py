@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from ocr.colour import InkRegion, drop_colour
-from ocr.forms import FormStructure, clean_form
+from ocr.forms import FormStructure, clean_form, strip_leader_text
 from ocr.hocr import parse_hocr_boxes, parse_hocr_confidence, scale_hocr
 from ocr.layout import find_columns, label_checkboxes, parse_lines, reading_order
 from ocr.pdf import graft_text_layer
@@ -411,6 +411,8 @@ def process_page(image: Image.Image, dpi: int | None = None, settings: OcrSettin
             text = postcorrect(reading_order(lines, gray.shape[1], form.tables))
         if form.checkboxes:
             label_checkboxes(form.checkboxes, parse_lines(hocr))
+    if form.leader_runs and s.postcorrect:
+        text = strip_leader_text(text)  # dots of a dotted line under a value, read into it
     lap("postcorrect")
     regions = [{**r.as_dict(), "box": map_box(r.box, ink_scale, turned_from, rotation, skew)} for r in inks]
     return PageResult(
