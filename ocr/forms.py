@@ -94,7 +94,7 @@ def _leader_dots(
                       & (a >= 0.35 * w * h))[0]  # fmt: skip
     cand = cand[cand > 0]
     if len(cand) < min_run:
-        return [], []
+        return [], [], []
     order = cand[np.lexsort((cents[cand, 0], np.round(cents[cand, 1] / max(2.0, 0.2 * th))))]
     # chain dots left to right: same baseline (bottoms within a fifth of a letter), close neighbours
     bottoms = (y + h).astype(np.float64)
