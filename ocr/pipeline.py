@@ -91,6 +91,9 @@ class OcrSettings:
     # edges ≥ 2.2 px wide at 300 dpi (`edge_width`) at 130 dpi, ≥ 3.2 px at 110 dpi (measured in docs/ocr.md:
     # 34 blurred pages 1.24 % CER at 180 dpi → 0.62 % at 130; above 3.2 px 307 → 208 errors at 110)
     blur_dpi: tuple[tuple[float, int], ...] = ((2.2, 130), (3.2, 110))
+    # the same for a phone photo (warped up from its 150–220 dpi): its letters are softer for the same
+    # edge width, and it reads better at 130 dpi from 2.0 px (photo_0008 of admin: 29 → 22 % CER)
+    photo_blur_dpi: tuple[tuple[float, int], ...] = ((2.0, 130), (3.2, 110))
     # reading check: share of the page's letter-sized ink inside words read at ≥ coverage_conf. Below
     # min_coverage (a paragraph lost to Tesseract's page layout: taken for a picture, or split into wrong
     # columns) the page is read once more with fallback_psm (4: one column of text of variable sizes) and
@@ -310,6 +313,7 @@ def process_page(image: Image.Image, dpi: int | None = None, settings: OcrSettin
     page_dpi = 0.0
     if quad is not None:
         arr, eff_dpi, page_dpi = _flatten_photo(arr, quad, s)
+        s = replace(s, blur_dpi=s.photo_blur_dpi)
     inks: list[InkRegion] = []
     restore: np.ndarray | None = None  # how much lighter dropout made each pixel: put back for the PDF
     if arr.ndim == 3 and s.colour_dropout:
