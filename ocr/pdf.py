@@ -1,14 +1,27 @@
-"""One-page searchable PDF: the full-resolution page image under Tesseract's invisible text layer."""
+"""Searchable PDF pages.
+
+* :func:`graft_text_layer` — one-page PDF: the full-resolution page image under Tesseract's own
+  invisible text layer (the text as Tesseract read it, before post-correction).
+* :func:`archive_page` — one page of the archival PDF/A (:mod:`sohoa.pdfa`): the page image, encoded
+  as :func:`sohoa.pdfa.encode_page` chooses, under the **corrected** text, each word on the box of the
+  hOCR word(s) it came from (:func:`ocr.textlayer.corrected_words`).
+"""
 
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import pikepdf
 
 from ocr.errors import OcrError
+from ocr.textlayer import corrected_words
+
+if TYPE_CHECKING:
+    from ocr.pipeline import PageResult
+    from sohoa.pdfa import ArchiveWriter, PageImage
 
 
 def graft_text_layer(text_pdf: bytes, image: np.ndarray, jpeg_quality: int = 85) -> bytes:
@@ -45,3 +58,24 @@ def graft_text_layer(text_pdf: bytes, image: np.ndarray, jpeg_quality: int = 85)
         out = io.BytesIO()
         pdf.save(out, compress_streams=True)
     return out.getvalue()
+
+
+def archive_page(
+    writer: ArchiveWriter,
+    res: PageResult,
+    original: PageImage | None = None,
+    budget: int | None = None,
+) -> PageImage:
+    """Add the page *res* (from :func:`ocr.process_page`) to *writer*; returns the image as encoded.
+
+    *original*: the scan's own image (e.g. ``PageImage.from_jpeg``), kept when the caller knows the
+    cleanup did not change the page; *budget*: bytes the re-encoded image should not exceed (e.g.
+    1.2 × the scan's bytes for this page). The page size comes from ``res.dpi``.
+    """
+    from sohoa.pdfa import encode_page
+
+    image = encode_page(res.image, original, budget)
+    h, w = res.image.shape[:2]
+    dpi = res.dpi or 300
+    writer.add_page(image, corrected_words(res.hocr, res.text), (w, h), (w * 72 / dpi, h * 72 / dpi))
+    return image

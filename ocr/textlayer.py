@@ -6,8 +6,9 @@ corrected text's words with the hOCR words (Levenshtein opcodes over the two wor
 rapidfuzz) so that each corrected word gets the box of the word(s) it came from:
 
 * equal / replaced one for one: the hOCR word's box;
-* replaced *n* → *m* (merged or split words): the boxes of the *n* words, per line, are united and
-  cut into *m* parts in proportion to the corrected words' lengths;
+* replaced *n* → *m* (merged or split words; adjacent edits form one block): the corrected words'
+  characters are laid along the hOCR words' characters, each taking the part of the boxes it falls
+  on (united on one line) — a merge takes the union, a split cuts the box in proportion;
 * inserted (no hOCR word): shares the box of the word just before it (or after it), on its line;
 * deleted (an hOCR word the corrected text does not have): dropped;
 * a block of corrected words that the alignment could not place but whose exact text occurs among
@@ -69,36 +70,36 @@ def _union(boxes: list[Box]) -> Box:
 
 
 def _spread(texts: list[str], sources: list[Word]) -> list[Word]:
-    """Place *texts* over the boxes of *sources* (n → m): per line, the united box cut by text length."""
+    """Place *texts* over the boxes of *sources* (n → m words).
+
+    The texts' characters are laid along the sources' characters in proportion; a text takes the part
+    of each source box its characters fall on (a source word's box cut by character), united on the
+    line it overlaps most. So merged words take the union of their boxes and a split word cuts its box.
+    """
     if len(texts) == len(sources):
         return [Word(t, s.box, s.line) for t, s in zip(texts, sources, strict=True)]
-    # the source words' lines, each one united box, in order
-    lines: list[tuple[int, Box]] = []
-    for s in sources:
-        if lines and lines[-1][0] == s.line:
-            lines[-1] = (s.line, _union([lines[-1][1], s.box]))
-        else:
-            lines.append((s.line, s.box))
-    # lay the texts along the lines' boxes put end to end, by character count (a word and its space);
-    # a word goes to the line its middle falls on
-    widths = [b[2] - b[0] for _, b in lines]
-    ends = [sum(widths[: k + 1]) for k in range(len(widths))]
-    total_chars = sum(len(t) + 1 for t in texts)
-    groups: list[list[str]] = [[] for _ in lines]
-    done = 0
-    for t in texts:
-        middle = ends[-1] * (done + (len(t) + 1) / 2) / total_chars
-        groups[next((k for k, e in enumerate(ends) if middle <= e), len(lines) - 1)].append(t)
-        done += len(t) + 1
+    src_len = [max(len(s.text), 1) for s in sources]
+    dst_len = [max(len(t), 1) for t in texts]
+    total_src, total_dst = sum(src_len), sum(dst_len)
+    starts = [sum(src_len[:k]) for k in range(len(sources))]
     out: list[Word] = []
-    for (line, (x0, y0, x1, y1)), group in zip(lines, groups, strict=True):
-        chars = sum(len(t) + 1 for t in group)
-        pos = 0
-        for t in group:
-            a = x0 + round((x1 - x0) * pos / chars)
-            pos += len(t) + 1
-            b = x0 + round((x1 - x0) * pos / chars)
-            out.append(Word(t, (a, y0, max(b, a + 1), y1), line))
+    pos = 0
+    for t, n in zip(texts, dst_len, strict=True):
+        a, b = pos * total_src / total_dst, (pos + n) * total_src / total_dst
+        pos += n
+        pieces: dict[int, list[tuple[float, float, int, int, float]]] = {}
+        for s, st, ln in zip(sources, starts, src_len, strict=True):
+            lo, hi = max(a, st), min(b, st + ln)
+            if hi <= lo:
+                continue
+            x0, y0, x1, y1 = s.box
+            part = (x0 + (x1 - x0) * (lo - st) / ln, x0 + (x1 - x0) * (hi - st) / ln, y0, y1, hi - lo)
+            pieces.setdefault(s.line, []).append(part)
+        line = max(pieces, key=lambda k: sum(p[4] for p in pieces[k]))
+        ps = pieces[line]
+        left = round(min(p[0] for p in ps))
+        right = max(round(max(p[1] for p in ps)), left + 1)
+        out.append(Word(t, (left, min(p[2] for p in ps), right, max(p[3] for p in ps)), line))
     return out
 
 
@@ -113,12 +114,21 @@ def corrected_words(hocr: str, corrected_text: str) -> list[Word]:
     dst = _clean(corrected_text).split()
     if not src or not dst:
         return []
-    ops = Levenshtein.opcodes([w.text for w in src], dst)
+    # runs of non-equal opcodes joined: a merge or split shows as a replacement next to a deletion or
+    # an insertion, and must be placed as one n → m block
+    blocks: list[tuple[str, int, int, int, int]] = []
+    for op in Levenshtein.opcodes([w.text for w in src], dst):
+        tag, i1, i2, j1, j2 = op.tag, op.src_start, op.src_end, op.dest_start, op.dest_end
+        if blocks and tag != "equal" and blocks[-1][0] != "equal":
+            _, p1, _, q1, _ = blocks[-1]
+            tag = "replace" if (i2 > p1 and j2 > q1) else tag
+            blocks[-1] = (tag, p1, i2, q1, j2)
+        else:
+            blocks.append((tag, i1, i2, j1, j2))
     placed: list[Word | None] = [None] * len(dst)
     unplaced: list[tuple[int, int]] = []  # dst ranges with no source words
     dropped: list[int] = []  # src indexes no dst word took
-    for op in ops:
-        tag, i1, i2, j1, j2 = op.tag, op.src_start, op.src_end, op.dest_start, op.dest_end
+    for tag, i1, i2, j1, j2 in blocks:
         if tag in ("equal", "replace"):
             for w, j in zip(_spread(dst[j1:j2], src[i1:i2]), range(j1, j2), strict=True):
                 placed[j] = w
