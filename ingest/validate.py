@@ -1,73 +1,32 @@
-"""Validation of uploads and their metadata. Nothing is stored until this passes."""
+"""Validation of uploads and their metadata. Nothing is stored until this passes.
+
+What a file is and whether its pages are acceptable is asked of the format registry
+(:mod:`sohoa.formats`, one module per media type); this module adds the size limits, the file-name
+check and the metadata checks.
+"""
 
 from __future__ import annotations
 
 import re
-import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
+from sohoa import formats
+from sohoa.formats.base import FileInfo, InputError, describe
 from sohoa.models import Kind
 from sohoa.settings import Settings
 from sohoa.text import nfc
-from workers.pages import ensure_pil_guard, open_scan, pdf_render_dpi
 
-MEDIA = {
-    "pdf": ("application/pdf", ".pdf"),
-    "tiff": ("image/tiff", ".tif"),
-    "jpeg": ("image/jpeg", ".jpg"),
-    "png": ("image/png", ".png"),
-}
-_EXT = {".pdf": "pdf", ".tif": "tiff", ".tiff": "tiff", ".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png"}
+__all__ = ["MEDIA", "FileInfo", "InputError", "sniff", "validate_file", "validate_metadata"]
 
-
-class InputError(ValueError):
-    """A client error: the message is shown to the clerk as is."""
-
-    def __init__(self, message: str, status: int = 422, filename: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.filename = filename
-
-    def __str__(self) -> str:
-        return f"{self.filename}: {self.message}" if self.filename else self.message
-
-
-@dataclass
-class FileInfo:
-    format: str  # pdf | tiff | jpeg | png
-    media_type: str
-    extension: str
-    pages: int
-    size: int
-    warnings: list[str] = field(default_factory=list)
+# format name → (media type, stored extension), and file-name ending → format name (from the registry)
+MEDIA = {f.name: (f.media_type, f.extension) for f in formats.BY_NAME.values()}
+_EXT = {ext: f.name for ext, f in formats.BY_EXTENSION.items()}
 
 
 def sniff(head: bytes) -> str | None:
-    if head.startswith(b"%PDF-") or (b"%PDF-" in head[:1024]):
-        return "pdf"
-    if head.startswith((b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")):
-        return "tiff"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    return None
-
-
-def _describe(head: bytes) -> str:
-    import codecs
-
-    try:
-        text = codecs.getincrementaldecoder("utf-8")().decode(head[:512], final=False)
-    except UnicodeDecodeError:
-        return "unknown binary content"
-    if any(ord(c) < 32 and c not in "\r\n\t\f" for c in text):
-        return "unknown binary content"
-    return "it looks like text"
+    """The format name (``pdf``, ``tiff``, ``jpeg``, ``png``) whose magic bytes start ``head``."""
+    fmt = formats.sniff(head)
+    return fmt.name if fmt else None
 
 
 def validate_metadata(
@@ -92,108 +51,6 @@ def validate_metadata(
     return code, k, comp, un
 
 
-def _check_pixels(settings: Settings, w: int, h: int, where: str) -> None:
-    if w <= 0 or h <= 0:
-        raise InputError(f"{where} has no pixels ({w}×{h})")
-    if w * h > settings.max_pixels:
-        raise InputError(
-            f"{where} is {w}×{h} px ({w * h / 1e6:,.0f} megapixels), above the limit of "
-            f"{settings.max_pixels / 1e6:,.0f} megapixels (SOHOA_MAX_PIXELS)",
-            status=413,
-        )
-
-
-def _check_page_budget(settings: Settings, w: int, h: int, page: int) -> None:
-    """One decoded page may hold at most ``max_page_pixels`` (a small file can declare a huge page)."""
-    if w * h > settings.max_page_pixels:
-        raise InputError(
-            f"page {page} is {w}×{h} px ({w * h / 1e6:,.0f} megapixels), above the per-page limit of "
-            f"{settings.max_page_pixels / 1e6:,.0f} megapixels (SOHOA_MAX_PAGE_PIXELS); decoded it would "
-            f"take about {w * h * 3 / 1e6:,.0f} MB: rescan it at a lower resolution (A4 at 600 dpi fits)",
-            status=413,
-        )
-
-
-def _validate_pdf(settings: Settings, path: Path, info: FileInfo) -> None:
-    import pikepdf
-
-    try:
-        pdf = pikepdf.open(path)
-    except pikepdf.PasswordError as e:
-        raise InputError("encrypted PDF: it needs a password; upload an unprotected copy") from e
-    except (pikepdf.PdfError, ValueError, OSError) as e:
-        detail = str(e).replace(str(path), "").lstrip(": ").splitlines()[0][:200] if str(e) else type(e).__name__
-        raise InputError(f"corrupt PDF: {detail}") from e
-    with pdf:
-        if pdf.is_encrypted:
-            raise InputError("encrypted PDF: remove the protection before uploading it for archiving")
-        try:
-            n = len(pdf.pages)
-        except Exception as e:  # broken page tree
-            raise InputError(f"corrupt PDF: cannot read its pages ({e})") from e
-        if n == 0:
-            raise InputError("PDF has no pages")
-        if n > settings.max_pages:
-            raise InputError(f"PDF has {n} pages, above the limit of {settings.max_pages} (SOHOA_MAX_PAGES)", 413)
-        reduced: list[tuple[int, int]] = []  # (page, dpi) of pages rendered below render_dpi
-        for i, page in enumerate(pdf.pages, 1):
-            try:
-                box = [float(x) for x in page.mediabox]
-                unit = float(page.obj.get("/UserUnit", 1) or 1)
-            except Exception as e:
-                raise InputError(f"corrupt PDF: page {i} has no valid size ({e})") from e
-            wpt, hpt = abs(box[2] - box[0]), abs(box[3] - box[1])
-            scale = settings.render_dpi / 72.0
-            _check_pixels(settings, int(wpt * scale), int(hpt * scale), f"PDF page {i} at {settings.render_dpi} dpi")
-            dpi = pdf_render_dpi(wpt * unit, hpt * unit, settings.render_dpi, settings.max_page_pixels)
-            if dpi < 1:
-                raise InputError(
-                    f"PDF page {i} is {wpt * unit:,.0f}×{hpt * unit:,.0f} pt, too large to render within "
-                    f"{settings.max_page_pixels / 1e6:,.0f} megapixels (SOHOA_MAX_PAGE_PIXELS)",
-                    413,
-                )
-            if dpi < settings.render_dpi:
-                reduced.append((i, dpi))
-        if reduced:
-            listed = ", ".join(f"page {p} at {d} dpi" for p, d in reduced[:5]) + (", …" if len(reduced) > 5 else "")
-            info.warnings.append(
-                f"{len(reduced)} PDF page(s) too large for {settings.render_dpi} dpi within "
-                f"{settings.max_page_pixels / 1e6:,.0f} megapixels per page (SOHOA_MAX_PAGE_PIXELS) "
-                f"will be rendered at a lower resolution: {listed}"
-            )
-        info.pages = n
-
-
-def _validate_image(settings: Settings, path: Path, info: FileInfo) -> None:
-    ensure_pil_guard(settings.max_page_pixels)  # PIL's guard stays finite; ours is checked first, per frame
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            with open_scan(path, info.format) as im:  # header only: nothing is decoded before the checks
-                n = int(getattr(im, "n_frames", 1))
-                if n > settings.max_pages:
-                    raise InputError(
-                        f"image has {n} pages, above the limit of {settings.max_pages} (SOHOA_MAX_PAGES)", 413
-                    )
-                for i in range(n):
-                    im.seek(i)
-                    _check_pixels(settings, im.width, im.height, f"page {i + 1}" if n > 1 else "image")
-                    _check_page_budget(settings, im.width, im.height, i + 1)
-                    dpi = im.info.get("dpi")
-                    if dpi and 0 < round(float(dpi[0])) < settings.min_dpi_warning:  # PNG stores px/m: 199.9994
-                        info.warnings.append(
-                            f"page {i + 1} is scanned at {round(float(dpi[0]))} dpi, below {settings.min_dpi_warning}"
-                        )
-                im.seek(0)
-                im.draft("L", (max(1, im.width // 8), max(1, im.height // 8)))
-                im.load()
-        except InputError:
-            raise
-        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
-            raise InputError(f"corrupt or unreadable {info.format.upper()} image: {e}") from e
-    info.pages = n
-
-
 def validate_file(settings: Settings, path: Path, filename: str) -> FileInfo:
     """Check an uploaded file on disk; return what it is or raise :class:`InputError`."""
     filename = nfc(filename)
@@ -212,20 +69,18 @@ def validate_file(settings: Settings, path: Path, filename: str) -> FileInfo:
             )
         with open(path, "rb") as f:
             head = f.read(2048)
-        fmt = sniff(head)
+        fmt = formats.sniff(head)
         ext = Path(filename).suffix.lower()
         if fmt is None:
-            claimed = _EXT.get(ext)
-            what = f"a {claimed.upper()} file" if claimed else "a PDF, TIFF, JPEG or PNG file"
-            raise InputError(f"not {what}: {_describe(head)} (accepted: PDF, TIFF, JPEG, PNG)", 415)
-        media_type, extension = MEDIA[fmt]
-        info = FileInfo(format=fmt, media_type=media_type, extension=extension, pages=0, size=size)
-        if ext in _EXT and _EXT[ext] != fmt:
-            info.warnings.append(f"file name says {ext} but the content is {fmt.upper()}; stored as {fmt.upper()}")
-        if fmt == "pdf":
-            _validate_pdf(settings, path, info)
-        else:
-            _validate_image(settings, path, info)
+            claimed = formats.BY_EXTENSION.get(ext)
+            labels = [f.label for f in formats.BY_NAME.values()]
+            what = f"a {claimed.label} file" if claimed else f"a {', '.join(labels[:-1])} or {labels[-1]} file"
+            raise InputError(f"not {what}: {describe(head)} (accepted: {formats.accepted_labels()})", 415)
+        info = FileInfo(format=fmt.name, media_type=fmt.media_type, extension=fmt.extension, pages=0, size=size)
+        said = formats.BY_EXTENSION.get(ext)
+        if said is not None and said is not fmt:
+            info.warnings.append(f"file name says {ext} but the content is {fmt.label}; stored as {fmt.label}")
+        fmt.validate(settings, path, info)
         return info
     except InputError as e:
         e.filename = filename
