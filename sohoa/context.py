@@ -38,6 +38,15 @@ def manifest_key(doc_id: str) -> str:
     return f"documents/{doc_id}/manifest.json"
 
 
+# Outputs of page N (``documents/{id}/out/page-NNNN.{ext}``): ``txt`` (corrected text), ``raw.txt`` (Tesseract's),
+# ``hocr``, ``preview.jpg`` (the cleaned page at screen resolution, ≤ PREVIEW_LONG_SIDE px; the full-resolution
+# image is in the archival ``document.pdf`` only) and ``thumb.jpg`` (made from the preview when first asked).
+# Documents processed before previews existed have ``jpg`` (the full-resolution cleaned page) instead.
+PREVIEW = "preview.jpg"
+LEGACY_IMAGE = "jpg"
+PREVIEW_LONG_SIDE = 1600
+
+
 def page_key(doc_id: str, number: int, ext: str) -> str:
     return f"documents/{doc_id}/out/page-{number:04d}.{ext}"
 

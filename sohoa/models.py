@@ -50,6 +50,17 @@ class PageInfo:
     low_dpi: bool = False
     seconds: float = 0.0
     text_coverage: float = 1.0  # share of the page's letters inside confidently read words (reading check)
+    # the page's number in the original file (pages are numbered 1..n over the pages kept: blank pages left
+    # out by SOHOA_KEEP_BLANK_PAGES=false shift the numbers after them); 0 in manifests written before
+    source_page: int = 0
+    # what OCR found on the page (issue 16): coloured ink regions {"kind", "colour", "box", "share"}, form
+    # checkboxes {"box", "ticked", "label"} and tables {"box", "rows", "cols", "cells", "csv"}; boxes in pixels
+    # of the cleaned page (width × height)
+    has_seal: bool = False
+    has_signature: bool = False
+    ink_regions: list[dict[str, Any]] = field(default_factory=list)
+    checkboxes: list[dict[str, Any]] = field(default_factory=list)
+    tables: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -84,6 +95,9 @@ class Manifest:
     # metadata corrections: [{"at", "by", "field", "old", "new"}]
     edits: list[dict[str, str]] = field(default_factory=list)
     batch: str | None = None  # the upload batch that stored it (see sohoa/batches.py)
+    # source page numbers of the pages found blank and left out of the pages, the index and the archival PDF
+    # (SOHOA_KEEP_BLANK_PAGES=false); they stay in the original
+    blank_pages: list[int] = field(default_factory=list)
 
     @property
     def status_since(self) -> str:

@@ -76,6 +76,10 @@ class Settings:
     reconcile_interval_s: float = 15.0  # how often the (one active) reconciler looks for stranded documents
     batch_stale_s: int = 900  # an upload batch still staging after this long (its API process gone) is swept
     queued_stale_s: int = 600  # brokers that cannot be inspected (amqp): re-queue documents queued this long
+    # throughput (issue 15): the pages of one document are OCR'd by a pool of this many processes, shared by
+    # every worker thread of the process (0 = one per CPU core); 1 = in the worker thread itself
+    page_workers: int = 0
+    keep_blank_pages: bool = False  # false: blank pages are listed in the manifest, not indexed nor archived
 
     def __post_init__(self) -> None:
         data = Path(self.data_dir).expanduser()

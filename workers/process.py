@@ -21,19 +21,20 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import cv2
 import pikepdf
 
 import ocr
-from sohoa.context import Context, lease_name, output_key, page_key
+from sohoa.context import PREVIEW, Context, lease_name, output_key, page_key
 from sohoa.errors import ConfigError, LeaseLost, PermanentError, TransientError, kind_of
 from sohoa.leases import LeaseKeeper, holder_dead, thread_owner
 from sohoa.models import DocRecord, Manifest, PageInfo, PageText, Status, utcnow
 from sohoa.tempfiles import tempdir
 from storage import NotFound
+from workers import pagepool
 from workers.pages import PageSourceError, iter_pages, ocr_input_dpi
 
 log = logging.getLogger("sohoa.worker")
@@ -200,86 +201,84 @@ def _run(ctx: Context, doc_id: str, keeper: LeaseKeeper, refund: int) -> str:
 
 
 def _ocr_document(ctx: Context, m: Manifest, keeper: LeaseKeeper, extra: dict[str, Any]) -> list[PageText]:
+    """OCR every page (concurrently, see :mod:`workers.pagepool`), storing each page's outputs and the
+    manifest's progress in page order as soon as the page and every page before it are done."""
     doc_id = m.id
     t0 = time.perf_counter()
+    s = ctx.settings
     settings = _ocr_settings(ctx)
     texts: list[PageText] = []
+    m.blank_pages = []
+    runner = pagepool.PageRunner(pagepool.page_workers(s.page_workers))
     with tempdir("job") as tmp:
         original = tmp / ("original" + Path(m.original_key).suffix)
         ctx.store.download(m.original_key, original)
         page_pdfs: list[Path] = []
         stage_totals: dict[str, float] = {}
-        pages = iter_pages(original, m.media_type, ctx.settings.render_dpi, ctx.settings.max_page_pixels)
-        for src in pages:
-            keeper.check()
-            tp = time.perf_counter()
-            dpi = ocr_input_dpi(src.image.size, src.dpi, ctx.settings.max_page_pixels)
-            if dpi != src.dpi:
-                log.warning(
-                    "page %d (%d×%d px at %s dpi) read as %d dpi: upscaled to 300 dpi it would exceed "
-                    "SOHOA_MAX_PAGE_PIXELS", src.number, *src.image.size, src.dpi, dpi, extra=extra,
-                )  # fmt: skip
-            try:
-                res = ocr.process_page(src.image, dpi, settings)
-            except FileNotFoundError as e:  # the tesseract program vanished: the installation, not the file
-                raise ConfigError(f"OCR program missing: {e}") from e
-            src.image.close()
-            n = src.number
-            ctx.store.put_bytes(page_key(doc_id, n, "txt"), res.text.encode("utf-8"), "text/plain; charset=utf-8")
+        pages = iter_pages(original, m.media_type, s.render_dpi, s.max_page_pixels)
+
+        def tasks() -> Iterator[pagepool.PageTask]:
+            for src in pages:
+                keeper.check()
+                dpi = ocr_input_dpi(src.image.size, src.dpi, s.max_page_pixels)
+                if dpi != src.dpi:
+                    log.warning(
+                        "page %d (%d×%d px at %s dpi) read as %d dpi: upscaled to 300 dpi it would exceed "
+                        "SOHOA_MAX_PAGE_PIXELS", src.number, *src.image.size, src.dpi, dpi, extra=extra,
+                    )  # fmt: skip
+                yield pagepool.PageTask.make(src, dpi, settings, s.min_dpi_warning, not s.keep_blank_pages)
+
+        for out in runner.run(tasks(), keeper.check):
+            if out.blank:
+                m.blank_pages.append(out.source)
+                keeper.check()
+                ctx.save_manifest(m)
+                log.info("page %d is blank (%s): left out", out.source, out.blank_reason, extra=extra)
+                continue
+            n = len(m.pages) + 1
+            ctx.store.put_bytes(page_key(doc_id, n, "txt"), out.text.encode("utf-8"), "text/plain; charset=utf-8")
             ctx.store.put_bytes(
-                page_key(doc_id, n, "raw.txt"), res.raw_text.encode("utf-8"), "text/plain; charset=utf-8"
+                page_key(doc_id, n, "raw.txt"), out.raw_text.encode("utf-8"), "text/plain; charset=utf-8"
             )
-            ctx.store.put_bytes(page_key(doc_id, n, "hocr"), res.hocr.encode("utf-8"), "text/html; charset=utf-8")
-            ok, jpg = cv2.imencode(".jpg", res.image, [cv2.IMWRITE_JPEG_QUALITY, 80])
-            if ok:
-                ctx.store.put_bytes(page_key(doc_id, n, "jpg"), jpg.tobytes(), "image/jpeg")
+            ctx.store.put_bytes(page_key(doc_id, n, "hocr"), out.hocr.encode("utf-8"), "text/html; charset=utf-8")
+            if out.preview:
+                ctx.store.put_bytes(page_key(doc_id, n, PREVIEW), out.preview, "image/jpeg")
             pdf_path = tmp / f"page-{n:04d}.pdf"
-            pdf_path.write_bytes(res.pdf)
+            pdf_path.write_bytes(out.pdf)
             page_pdfs.append(pdf_path)
-            for k, v in res.timings.items():
+            for k, v in out.timings.items():
                 stage_totals[k] = round(stage_totals.get(k, 0.0) + v, 3)
-            m.model = res.model
-            m.pages.append(
-                PageInfo(
-                    number=n,
-                    dpi=res.dpi,
-                    colour_mode=src.colour_mode,
-                    width=res.width,
-                    height=res.height,
-                    mean_confidence=round(res.mean_confidence, 2),
-                    low_confidence=res.low_confidence,
-                    word_count=res.word_count,
-                    rotation=res.rotation,
-                    skew=round(res.skew, 2),
-                    low_dpi=(src.dpi or res.dpi) < ctx.settings.min_dpi_warning,  # res.dpi: after upscaling
-                    seconds=round(time.perf_counter() - tp, 3),
-                    text_coverage=res.text_coverage,
-                )
-            )
-            texts.append(PageText(n, res.text))
+            m.model = out.model
+            m.pages.append(PageInfo(number=n, source_page=out.source, **out.info))
+            texts.append(PageText(n, out.text))
             keeper.check()
             ctx.save_manifest(m)  # progress: len(m.pages) of m.declared_pages
-            log.info("page %d/%d done (conf %.1f)", n, m.declared_pages, res.mean_confidence, extra=extra)
+            log.info("page %d/%d done (conf %.1f)", n, m.declared_pages, out.info["mean_confidence"], extra=extra)
         if not texts:
+            if m.blank_pages:
+                raise PageSourceError(
+                    f"every page is blank ({len(m.blank_pages)}); SOHOA_KEEP_BLANK_PAGES=true keeps them"
+                )
             raise PageSourceError("the document has no pages")
         combined = tmp / "document.pdf"
-        with pikepdf.new() as out:
+        with pikepdf.new() as out_pdf:
             opened = [pikepdf.open(p) for p in page_pdfs]
             for src_pdf in opened:
-                out.pages.extend(src_pdf.pages)
-            out.docinfo["/Title"] = f"{m.dossier_code} — {m.filename}"
-            out.docinfo["/Producer"] = "sohoa"
-            out.save(combined)
+                out_pdf.pages.extend(src_pdf.pages)
+            out_pdf.docinfo["/Title"] = f"{m.dossier_code} — {m.filename}"
+            out_pdf.docinfo["/Producer"] = "sohoa"
+            out_pdf.save(combined)
             for src_pdf in opened:
                 src_pdf.close()
         keeper.check()
         ctx.store.put_file(output_key(doc_id, "document.pdf"), combined, "application/pdf")
     full_text = "\f".join(t.text for t in texts)
     ctx.store.put_bytes(output_key(doc_id, "document.txt"), full_text.encode("utf-8"), "text/plain; charset=utf-8")
-    # drop outputs of pages that an earlier run had and this one does not
+    # drop outputs of pages that an earlier run had and this one does not, full-size page images of the old
+    # layout and thumbnails made from an earlier run's pages
     for key in ctx.store.list(f"documents/{doc_id}/out/page-"):
-        num = key.rsplit("/", 1)[1].split(".")[0].removeprefix("page-")
-        if num.isdigit() and int(num) > len(texts):
+        num, _, ext = key.rsplit("/", 1)[1].removeprefix("page-").partition(".")
+        if num.isdigit() and (int(num) > len(texts) or ext in ("jpg", "thumb.jpg")):
             ctx.store.delete(key)
     m.timings = {**stage_totals, "total": round(time.perf_counter() - t0, 3)}
     m.processed_at = utcnow()

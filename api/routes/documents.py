@@ -14,7 +14,7 @@ from api.deps import C, audit, load_document, load_page, require
 from ingest import UploadItem, accept_batch
 from ingest.service import Accepted, BatchError
 from sohoa.auth import Principal
-from sohoa.context import output_key, page_key
+from sohoa.context import LEGACY_IMAGE, PREVIEW, output_key, page_key
 from sohoa.models import Manifest, Status
 from sohoa.text import nfc, safe_filename
 from storage import NotFound
@@ -198,7 +198,19 @@ def text(request: Request, doc_id: str, p: Principal = Depends(require("content.
 def page_image(request: Request, doc_id: str, number: int, p: Principal = Depends(require("content.read"))) -> Response:
     m = load_page(request, p, doc_id, number)
     audit(request, p, "page.read", target=f"{doc_id}/{number}", dossier=m.dossier_code, details={"what": "image"})
-    return blob(request, page_key(doc_id, number, "jpg"), "image/jpeg")
+    return Response(content=_page_image(request, doc_id, number), media_type="image/jpeg")
+
+
+def _page_image(request: Request, doc_id: str, number: int) -> bytes:
+    """The page at screen resolution (``page-NNNN.preview.jpg``); documents processed before previews
+    existed have the full-resolution ``page-NNNN.jpg`` instead."""
+    store = C(request).store
+    for ext in (PREVIEW, LEGACY_IMAGE):
+        try:
+            return store.get_bytes(page_key(doc_id, number, ext))
+        except NotFound:
+            continue
+    raise HTTPException(404, {"message": "chưa có ảnh trang (not available yet): the document may still be processing"})
 
 
 @router.get("/documents/{doc_id}/pages/{number}/text")
@@ -278,7 +290,7 @@ def delete(
 
 @router.get("/documents/{doc_id}/pages/{number}/thumb")
 def page_thumb(request: Request, doc_id: str, number: int, p: Principal = Depends(require("content.read"))) -> Response:
-    """A small preview of the page (made once from the page image, then kept beside it)."""
+    """A small preview of the page (made once from the page's screen image, then kept beside it)."""
     import io
 
     from PIL import Image
@@ -289,10 +301,7 @@ def page_thumb(request: Request, doc_id: str, number: int, p: Principal = Depend
     try:
         data = store.get_bytes(key)
     except NotFound:
-        try:
-            full = store.get_bytes(page_key(doc_id, number, "jpg"))
-        except NotFound:
-            raise HTTPException(404, {"message": "chưa có ảnh trang (not available yet)"}) from None
+        full = _page_image(request, doc_id, number)
         with Image.open(io.BytesIO(full)) as im:
             im.thumbnail((240, 340))
             buf = io.BytesIO()

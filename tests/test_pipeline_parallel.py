@@ -1,0 +1,155 @@
+"""Page-level parallelism (issue 15): the pages of one document OCR'd by the shared process pool give the same
+result as one at a time; pages fed lazily; previews instead of full-size page images; old layout still shown."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from api import create_app
+from ingest import UploadItem, accept_batch
+from ingest.service import Accepted
+from sohoa.context import Context, page_key
+from sohoa.demo import TEXTS, pdf_bytes, render_page
+from sohoa.models import Manifest
+from sohoa.settings import Settings
+from workers import pagepool
+from workers.process import process_document
+
+from deploy import authorize
+
+CODE = "000.00.06.H56-261105-0001"
+
+
+def _doc(ctx: Context, tmp_path: Path, pages: int, name: str = "doc.pdf") -> str:
+    texts = list(TEXTS.values())
+    imgs = [render_page(texts[p % len(texts)], 200, skew=(p - 1) * 0.6) for p in range(pages)]
+    path = tmp_path / name
+    path.write_bytes(pdf_bytes(imgs))
+    [acc] = accept_batch(ctx, [UploadItem(path, name, CODE, "input")])
+    assert isinstance(acc, Accepted)
+    return acc.manifest.id
+
+
+def _run(tmp_path: Path, workers: int, pages: int) -> tuple[Manifest, dict[str, bytes], list[str]]:
+    ctx = Context(Settings(data_dir=tmp_path / f"data{workers}", page_workers=workers, render_dpi=200))
+    try:
+        doc = _doc(ctx, tmp_path, pages)
+        process_document(ctx, doc)
+        m = ctx.load_manifest(doc)
+        keys = sorted(k for k in ctx.store.list(f"documents/{doc}/out/"))
+        # (an hOCR names the temporary image file Tesseract read: different in every run)
+        outs = {
+            k.rsplit("/", 1)[1]: re.sub(rb"image \"[^\"]*\"", b"image", ctx.store.get_bytes(k))
+            for k in keys
+            if k.endswith(("txt", "hocr"))
+        }
+        return m, outs, [k.rsplit("/", 1)[1] for k in keys] + [str(ctx.index.page_count(doc))]
+    finally:
+        ctx.close()
+
+
+def test_parallel_document_equals_sequential(tmp_path: Path) -> None:
+    seq, seq_out, seq_keys = _run(tmp_path, 1, 5)
+    par, par_out, par_keys = _run(tmp_path, 2, 5)
+    assert seq.status == par.status == "done", (seq.error, par.error)
+    assert [p.number for p in par.pages] == [1, 2, 3, 4, 5] == [p.source_page for p in par.pages]
+
+    def facts(m: Manifest) -> list[dict[str, Any]]:
+        return [{k: v for k, v in asdict(p).items() if k != "seconds"} for p in m.pages]
+
+    assert facts(par) == facts(seq)
+    assert par.model == seq.model and par.blank_pages == seq.blank_pages == []
+    assert sorted(par.timings) == sorted(seq.timings)
+    assert par_out == seq_out  # the same text, raw text and hOCR for every page
+    assert par_keys == seq_keys
+    assert "page-0001.preview.jpg" in par_keys and "page-0001.jpg" not in par_keys
+    assert pagepool.pool_pids(), "the pages went through the process pool"
+
+
+def test_pages_are_fed_lazily_and_results_come_in_page_order(tmp_path: Path) -> None:
+    """At most 2 × workers pages are taken from the source before the first result is handed back."""
+    page = render_page(list(TEXTS.values())[0], 150)
+    pulled: list[int] = []
+    first_result_at: list[int] = []
+
+    def tasks() -> Any:
+        from workers.pages import SourcePage
+
+        for n in range(1, 9):
+            pulled.append(n)
+            yield pagepool.PageTask.make(SourcePage(n, page.copy(), 150, "gray"), 150, pagepool.ocr.OcrSettings(),
+                                         200, False)  # fmt: skip
+
+    runner = pagepool.PageRunner(2)
+    assert not runner.inline and runner.window == 4
+    order = []
+    for out in runner.run(tasks(), lambda: None):
+        if not first_result_at:
+            first_result_at.append(len(pulled))
+        order.append(out.source)
+    assert order == list(range(1, 9))
+    assert first_result_at[0] <= 5  # the window (4) and the one the generator is asked for to refill it
+
+
+def test_a_dead_page_process_fails_the_run_as_an_attempt_and_the_pool_is_replaced(tmp_path: Path) -> None:
+    ctx = Context(Settings(data_dir=tmp_path / "data", page_workers=2, render_dpi=200))
+    try:
+        doc = _doc(ctx, tmp_path, 6)
+        pagepool.shared_pool(2)
+        killer = threading.Timer(1.5, lambda: [os.kill(pid, signal.SIGKILL) for pid in pagepool.pool_pids()[:1]])
+        killer.start()
+        with pytest.raises(pagepool.PagePoolBroken, match="page process"):
+            process_document(ctx, doc)
+        killer.join()
+        m = ctx.load_manifest(doc)
+        assert m.status == "queued" and m.attempts == 1 and "PagePoolBroken" in (m.error or "")
+        process_document(ctx, doc)  # a new pool
+        m = ctx.load_manifest(doc)
+        assert m.status == "done" and len(m.pages) == 6 and m.attempts == 2
+    finally:
+        ctx.close()
+
+
+def test_page_routes_serve_the_preview_and_old_documents_still_display(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", page_workers=2, render_dpi=300)
+    ctx = Context(settings)
+    try:
+        doc = _doc(ctx, tmp_path, 1)
+        process_document(ctx, doc)
+        m = ctx.load_manifest(doc)
+        assert m.status == "done" and m.pages[0].width > 1600
+        legacy = _doc(ctx, tmp_path, 1, "old.pdf")  # the layout of documents processed before previews
+        process_document(ctx, legacy)
+        big = Image.new("L", (m.pages[0].width, m.pages[0].height), 255)
+        buf = io.BytesIO()
+        big.save(buf, "JPEG")
+        ctx.store.delete(page_key(legacy, 1, "preview.jpg"))
+        ctx.store.put_bytes(page_key(legacy, 1, "jpg"), buf.getvalue(), "image/jpeg")
+    finally:
+        ctx.close()
+    with TestClient(create_app(settings)) as c:
+        authorize(c, settings)
+        h: dict[str, str] = {}
+        r = c.get(f"/documents/{doc}/pages/1", headers=h)
+        assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+        with Image.open(io.BytesIO(r.content)) as im:
+            assert max(im.size) == 1600
+        r = c.get(f"/documents/{legacy}/pages/1", headers=h)
+        assert r.status_code == 200 and r.content == buf.getvalue()
+        for d in (doc, legacy):
+            r = c.get(f"/documents/{d}/pages/1/thumb", headers=h)
+            assert r.status_code == 200
+            with Image.open(io.BytesIO(r.content)) as im:
+                assert max(im.size) <= 340
+        assert c.get(f"/documents/{doc}/pages/2", headers=h).status_code == 404

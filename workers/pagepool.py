@@ -1,0 +1,262 @@
+"""OCR the pages of a document concurrently, in a process pool shared by every worker thread of the process.
+
+* One pool per process (``SOHOA_PAGE_WORKERS`` processes, 0 = one per CPU core available to the process):
+  two documents processed at once by two worker threads share it, so the cores are never oversubscribed.
+  Tesseract is single-threaded in the pool (``OMP_THREAD_LIMIT=1``, OpenCV one thread): the parallelism is
+  the pages'.
+* Pages are fed lazily: at most ``2 × workers`` pages of one document are decoded and waiting or being
+  OCR'd, so memory stays flat in the page count. Results come back in page order (a page finished early waits,
+  small, until the pages before it are done), so the document's result is the one sequential processing gives.
+* A child does all the page's CPU work (cleanup, OCR, post-correction, the screen preview, the blank-page
+  check) and sends back only what is stored (text, hOCR, the page's PDF, the preview JPEG, the page's facts).
+* Errors raised in a child come back as they are (an :class:`ocr.OcrError`, ``FileNotFoundError`` for a
+  missing program). A child that dies (killed, out of memory) breaks the pool: the pool is replaced and the
+  run fails with :class:`PagePoolBroken` (an unknown error: counted as an attempt, retried).
+* ``SOHOA_PAGE_WORKERS=1`` — or ``ocr.process_page`` replaced at run time (tests) — runs the pages in the
+  worker thread itself, one at a time.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import ocr
+from ocr import pipeline as _pipeline
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from workers.pages import SourcePage
+
+PREVIEW_QUALITY = 75
+_ORIGINAL_PROCESS_PAGE = _pipeline.process_page
+
+
+class PagePoolBroken(RuntimeError):
+    """A page process died (killed, out of memory): the run is counted as an attempt and retried."""
+
+
+def available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def page_workers(setting: int) -> int:
+    """Processes of the page pool for ``SOHOA_PAGE_WORKERS`` (0 = cores)."""
+    return setting if setting > 0 else available_cores()
+
+
+# -- what crosses to a child and back -----------------------------------------------------------------------
+@dataclass
+class PageTask:
+    source: int  # page number in the original file
+    image: bytes  # the page, pickled (a PIL image: mode, size, palette, pixels)
+    dpi: int | None  # given to ocr.process_page
+    scan_dpi: int | None  # the page's own dpi (low-dpi flag)
+    colour_mode: str
+    settings: ocr.OcrSettings
+    min_dpi_warning: int
+    check_blank: bool
+
+    @classmethod
+    def make(
+        cls, src: SourcePage, dpi: int | None, settings: ocr.OcrSettings, min_dpi_warning: int, check_blank: bool
+    ) -> PageTask:
+        """Take the page's image out of *src* (pickled once, then closed: the task holds the only copy)."""
+        data = pickle.dumps(src.image, protocol=pickle.HIGHEST_PROTOCOL)
+        src.image.close()
+        return cls(src.number, data, dpi, src.dpi, src.colour_mode, settings, min_dpi_warning, check_blank)
+
+
+@dataclass
+class PageOutput:
+    source: int
+    text: str = ""
+    raw_text: str = ""
+    hocr: str = ""
+    pdf: bytes = b""
+    preview: bytes = b""
+    model: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)  # PageInfo's fields but number and source_page
+    blank: bool = False
+    blank_reason: str = ""
+
+
+def preview_jpeg(image: Any, long_side: int | None = None, quality: int = PREVIEW_QUALITY) -> bytes:
+    """The cleaned page (a numpy array, grey or BGR) at screen resolution, as JPEG."""
+    import cv2
+
+    from sohoa.context import PREVIEW_LONG_SIDE
+
+    long_side = long_side or PREVIEW_LONG_SIDE
+    h, w = image.shape[:2]
+    f = long_side / max(h, w)
+    if f < 1:
+        image = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    ok, jpg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_OPTIMIZE, 1])
+    return jpg.tobytes() if ok else b""
+
+
+def _blank(image: Any, dpi: int) -> tuple[bool, str]:
+    try:
+        from ocr.blank import classify_blank  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return False, ""
+    v = classify_blank(image if image.ndim == 2 else image.mean(axis=2).astype("uint8"), dpi)
+    return bool(v.blank), str(v.reason)
+
+
+def ocr_page(task: PageTask) -> PageOutput:
+    """All the CPU work of one page (in a child of the pool, or in the worker thread)."""
+    t = time.perf_counter()
+    image: Image.Image = pickle.loads(task.image)
+    try:
+        res = ocr.process_page(image, task.dpi, task.settings)
+    finally:
+        image.close()
+    if task.check_blank:
+        blank, reason = _blank(res.image, res.dpi)
+        if blank:
+            return PageOutput(task.source, blank=True, blank_reason=reason)
+    info = {
+        "dpi": res.dpi,
+        "colour_mode": task.colour_mode,
+        "width": res.width,
+        "height": res.height,
+        "mean_confidence": round(res.mean_confidence, 2),
+        "low_confidence": res.low_confidence,
+        "word_count": res.word_count,
+        "rotation": res.rotation,
+        "skew": round(res.skew, 2),
+        "low_dpi": (task.scan_dpi or res.dpi) < task.min_dpi_warning,  # res.dpi: after upscaling
+        "text_coverage": res.text_coverage,
+        "has_seal": res.has_seal,
+        "has_signature": res.has_signature,
+        "ink_regions": res.ink_regions,
+        "checkboxes": res.checkboxes,
+        "tables": res.tables,
+    }
+    preview = preview_jpeg(res.image)
+    info["seconds"] = round(time.perf_counter() - t, 3)
+    return PageOutput(task.source, res.text, res.raw_text, res.hocr, res.pdf, preview, res.model,
+                      dict(res.timings), info)  # fmt: skip
+
+
+# -- the pool ----------------------------------------------------------------------------------------------
+_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+_pool_size = 0
+
+
+def _child_init() -> None:
+    os.environ["OMP_THREAD_LIMIT"] = "1"  # Tesseract: one thread per page, the pages are the parallelism
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:  # pragma: no cover - cv2 is a dependency
+        pass
+
+
+def shared_pool(workers: int) -> ProcessPoolExecutor:
+    """The process's page pool with *workers* processes (made on first use, remade if broken or resized)."""
+    global _pool, _pool_size
+    with _lock:
+        if _pool is None or _pool_size != workers or getattr(_pool, "_broken", False):
+            old = _pool
+            mp = multiprocessing.get_context("forkserver")  # not fork: the worker process has threads
+            mp.set_forkserver_preload(["workers.pagepool"])
+            _pool = ProcessPoolExecutor(workers, mp_context=mp, initializer=_child_init)
+            _pool_size = workers
+            if old is not None:
+                old.shutdown(wait=False, cancel_futures=True)
+        return _pool
+
+
+def _discard(pool: ProcessPoolExecutor) -> None:
+    global _pool
+    with _lock:
+        if _pool is pool:
+            _pool = None
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def shutdown() -> None:
+    """Stop the page processes (tests, benches; a worker process leaves it to exit)."""
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def pool_pids() -> list[int]:
+    """Process ids of the page pool's children (memory measurements)."""
+    with _lock:
+        procs = getattr(_pool, "_processes", None) or {}
+        return list(procs)
+
+
+class PageRunner:
+    """Runs a document's pages on the shared pool (or inline), yielding results in page order."""
+
+    def __init__(self, workers: int, window: int | None = None) -> None:
+        self.workers = max(1, workers)
+        self.window = window or 2 * self.workers
+        self.inline = self.workers == 1 or ocr.process_page is not _ORIGINAL_PROCESS_PAGE
+
+    def run(self, tasks: Iterable[PageTask], check: Callable[[], None], poll_s: float = 1.0) -> Iterator[PageOutput]:
+        """OCR *tasks* (consumed lazily); *check* is called while waiting (the lease) and may raise to stop."""
+        if self.inline:
+            for task in tasks:
+                yield ocr_page(task)
+            return
+        pool = shared_pool(self.workers)
+        inflight: deque[tuple[int, Future[PageOutput]]] = deque()
+        it = iter(tasks)
+        more = True
+        try:
+            while True:
+                while more and len(inflight) < self.window:
+                    nxt = next(it, None)
+                    if nxt is None:
+                        more = False
+                        break
+                    try:
+                        inflight.append((nxt.source, pool.submit(ocr_page, nxt)))
+                    except BrokenProcessPool as e:  # RuntimeError when shut down
+                        _discard(pool)
+                        raise PagePoolBroken(f"the page processes stopped: {e}") from e
+                if not inflight:
+                    return
+                source, head = inflight[0]
+                while True:
+                    try:
+                        out = head.result(timeout=poll_s)
+                        break
+                    except FutureTimeout:
+                        check()
+                    except BrokenProcessPool as e:
+                        _discard(pool)
+                        raise PagePoolBroken(
+                            f"a page process died (killed or out of memory) while OCR-ing page {source}: {e}"
+                        ) from e
+                inflight.popleft()
+                yield out
+        finally:
+            for _, f in inflight:
+                f.cancel()
