@@ -107,7 +107,11 @@ def test_a_dead_page_process_fails_the_run_as_an_attempt_and_the_pool_is_replace
     try:
         doc = _doc(ctx, tmp_path, 6)
         pagepool.shared_pool(2)
-        killer = threading.Timer(1.5, lambda: [os.kill(pid, signal.SIGKILL) for pid in pagepool.pool_pids()[:1]])
+
+        def kill_one() -> None:
+            os.kill(pagepool.pool_pids()[0], signal.SIGKILL)
+
+        killer = threading.Timer(1.5, kill_one)
         killer.start()
         with pytest.raises(pagepool.PagePoolBroken, match="page process"):
             process_document(ctx, doc)

@@ -5,12 +5,18 @@ Retries are sohoa's, not Dramatiq's (the actor has ``max_retries=0`` and never r
 (see :mod:`sohoa.errors`). :meth:`JobQueue.pending` tells the reconciler which documents have a message
 waiting, delayed or in flight (Redis: the broker's message hashes; in-process: a count kept here; AMQP:
 unknown).
+
+Fairness: a worker process holds at most as many messages as it has threads (Dramatiq's default is twice
+that), so an idle process takes the next document; the pages of the documents one process runs at once share
+its page pool (:mod:`workers.pagepool`), each holding at most 2 × page workers pages in it, so a small document
+is not held back behind a huge one processed by another thread.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -186,6 +192,10 @@ class JobQueue:
             check_ocr_installed(self.tessdata_dir)  # a missing tesseract is a configuration error, reported now
             remove_stale()  # job folders left by a worker that was killed (kill -9, OOM) before cleaning up
             self.worker = dramatiq.Worker(self.broker, worker_threads=max(1, threads), worker_timeout=200)
+            if not os.environ.get("dramatiq_queue_prefetch"):  # noqa: SIM112 - Dramatiq's own name
+                # Dramatiq fetches 2 × threads messages ahead: one process took every document of a small batch
+                # while another idled. Hold no more than can run now; idle processes take the rest.
+                self.worker.queue_prefetch = max(1, threads)
             self.worker.start()
             self._announce()
             log.info("started %d worker thread(s) on %s", threads, self._masked())
