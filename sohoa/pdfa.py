@@ -421,15 +421,13 @@ def _hex_utf16(text: str) -> bytes:
 def text_layer(words: list[Word], frame: tuple[int, int], size_pt: tuple[float, float], font: str = "F1") -> bytes:
     """Content-stream operators drawing *words* invisibly (render mode 3), each stretched onto its box.
 
-    A line's words share a font size (the line's height over the font's 1 em = ascent + descent) and a
-    baseline; each word but a line's last is followed by a space and stretched (``Tz``) to reach the next
+    A line's words share a font size (ascender height = 0.8 em) and a baseline (medians over the words); each word but a line's last is followed by a space and stretched (``Tz``) to reach the next
     word, so text extraction gives the words in order, separated by single spaces, one line per line.
     """
     if not words:
         return b""
     fw, fh = frame
     sx, sy = size_pt[0] / fw, size_pt[1] / fh
-    em = (_ASCENT - _DESCENT) / _EM
     lines: list[list[Word]] = []
     for w in words:
         if lines and lines[-1][-1].line == w.line:
@@ -438,10 +436,13 @@ def text_layer(words: list[Word], frame: tuple[int, int], size_pt: tuple[float, 
             lines.append([w])
     out = [b"BT 3 Tr"]
     for line in lines:
-        top = min(w.box[1] for w in line)
-        bottom = max(w.box[3] for w in line)
-        size = max((bottom - top) * sy / em, 1.0)
-        baseline = size_pt[1] - bottom * sy + size * (-_DESCENT / _EM)
+        # the line's baseline and top: medians over its words (most words sit on the baseline and reach
+        # the ascender height; descenders and stacked Vietnamese marks would make extremes overlap the
+        # next line, and text extraction then mixes the two lines); the ascent is 0.8 em
+        top = float(np.median([w.box[1] for w in line]))
+        bottom = float(np.median([w.box[3] for w in line]))
+        size = max((bottom - top) * sy * _EM / _ASCENT, 1.0)
+        baseline = size_pt[1] - bottom * sy
         out.append(f"/{font} {size:.2f} Tf".encode())
         for k, w in enumerate(line):
             nxt = line[k + 1] if k + 1 < len(line) else None
