@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import pikepdf
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -31,11 +32,14 @@ from deploy import authorize
 CODE = "000.00.06.H56-261105-0001"
 
 
-def _doc(ctx: Context, tmp_path: Path, pages: int, name: str = "doc.pdf") -> str:
+def _doc(ctx: Context, tmp_path: Path, pages: int, name: str = "doc.pdf", blank: tuple[int, ...] = ()) -> str:
     texts = list(TEXTS.values())
-    imgs = [render_page(texts[p % len(texts)], 200, skew=(p - 1) * 0.6) for p in range(pages)]
+    imgs = [
+        Image.new("L", (1654, 2339), 255) if p + 1 in blank else render_page(texts[p % len(texts)], 200, skew=p * 0.6)
+        for p in range(pages)
+    ]
     path = tmp_path / name
-    path.write_bytes(pdf_bytes(imgs))
+    path.write_bytes(pdf_bytes(imgs, 200))
     [acc] = accept_batch(ctx, [UploadItem(path, name, CODE, "input")])
     assert isinstance(acc, Accepted)
     return acc.manifest.id
@@ -54,7 +58,9 @@ def _run(tmp_path: Path, workers: int, pages: int) -> tuple[Manifest, dict[str, 
             for k in keys
             if k.endswith(("txt", "hocr"))
         }
-        return m, outs, [k.rsplit("/", 1)[1] for k in keys] + [str(ctx.index.page_count(doc))]
+        with pikepdf.open(io.BytesIO(ctx.store.get_bytes(f"documents/{doc}/out/document.pdf"))) as pdf:
+            archived = [f"pdf pages {len(pdf.pages)}"]
+        return m, outs, [k.rsplit("/", 1)[1] for k in keys] + [str(ctx.index.page_count(doc))] + archived
     finally:
         ctx.close()
 
@@ -157,3 +163,25 @@ def test_page_routes_serve_the_preview_and_old_documents_still_display(tmp_path:
             with Image.open(io.BytesIO(r.content)) as im:
                 assert max(im.size) <= 340
         assert c.get(f"/documents/{doc}/pages/2", headers=h).status_code == 404
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_blank_pages_are_listed_not_kept_unless_asked(tmp_path: Path, keep: bool) -> None:
+    ctx = Context(Settings(data_dir=tmp_path / "data", page_workers=2, render_dpi=200, keep_blank_pages=keep))
+    try:
+        doc = _doc(ctx, tmp_path, 4, blank=(2,))
+        process_document(ctx, doc)
+        m = ctx.load_manifest(doc)
+        assert m.status == "done", m.error
+        with pikepdf.open(io.BytesIO(ctx.store.get_bytes(f"documents/{doc}/out/document.pdf"))) as pdf:
+            archived = len(pdf.pages)
+        if keep:
+            assert m.blank_pages == [] and [p.source_page for p in m.pages] == [1, 2, 3, 4] and archived == 4
+        else:
+            assert m.blank_pages == [2]
+            assert [(p.number, p.source_page) for p in m.pages] == [(1, 1), (2, 3), (3, 4)]
+            assert archived == 3 and ctx.index.page_count(doc) == 3 and m.page_count == 3
+            assert not ctx.store.exists(page_key(doc, 4, "txt"))
+        assert ctx.store.get_bytes(m.original_key)  # the original keeps every page
+    finally:
+        ctx.close()

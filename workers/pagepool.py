@@ -7,8 +7,9 @@
 * Pages are fed lazily: at most ``2 × workers`` pages of one document are decoded and waiting or being
   OCR'd, so memory stays flat in the page count. Results come back in page order (a page finished early waits,
   small, until the pages before it are done), so the document's result is the one sequential processing gives.
-* A child does all the page's CPU work (cleanup, OCR, post-correction, the screen preview, the blank-page
-  check) and sends back only what is stored (text, hOCR, the page's PDF, the preview JPEG, the page's facts).
+* A child does all the page's CPU work (cleanup, OCR, post-correction, the blank-page check, the screen
+  preview, the archival image's encoding, the text layer's words) and sends back only what is stored: text,
+  hOCR, preview JPEG, the encoded page image and words, the page's facts.
 * Errors raised in a child come back as they are (an :class:`ocr.OcrError`, ``FileNotFoundError`` for a
   missing program). A child that dies (killed, out of memory) breaks the pool: the pool is replaced and the
   run fails with :class:`PagePoolBroken` (an unknown error: counted as an attempt, retried).
@@ -33,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 import ocr
 from ocr import pipeline as _pipeline
+from ocr.textlayer import Word, corrected_words
+from sohoa.pdfa import PageImage, encode_page
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -70,15 +73,22 @@ class PageTask:
     settings: ocr.OcrSettings
     min_dpi_warning: int
     check_blank: bool
+    budget: int | None = None  # bytes the page's image in the archival PDF should not exceed (None: no limit)
 
     @classmethod
     def make(
-        cls, src: SourcePage, dpi: int | None, settings: ocr.OcrSettings, min_dpi_warning: int, check_blank: bool
+        cls,
+        src: SourcePage,
+        dpi: int | None,
+        settings: ocr.OcrSettings,
+        min_dpi_warning: int,
+        check_blank: bool,
+        budget: int | None = None,
     ) -> PageTask:
         """Take the page's image out of *src* (pickled once, then closed: the task holds the only copy)."""
         data = pickle.dumps(src.image, protocol=pickle.HIGHEST_PROTOCOL)
         src.image.close()
-        return cls(src.number, data, dpi, src.dpi, src.colour_mode, settings, min_dpi_warning, check_blank)
+        return cls(src.number, data, dpi, src.dpi, src.colour_mode, settings, min_dpi_warning, check_blank, budget)
 
 
 @dataclass
@@ -87,8 +97,13 @@ class PageOutput:
     text: str = ""
     raw_text: str = ""
     hocr: str = ""
-    pdf: bytes = b""
     preview: bytes = b""
+    # the page of the archival PDF: its image encoded (sohoa.pdfa.encode_page), the corrected words on the
+    # hOCR boxes, the hOCR frame (pixels) and the page size (points)
+    image: PageImage | None = None
+    words: list[Word] = field(default_factory=list)
+    frame: tuple[int, int] = (0, 0)
+    size_pt: tuple[float, float] = (0.0, 0.0)
     model: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)  # PageInfo's fields but number and source_page
@@ -112,12 +127,12 @@ def preview_jpeg(image: Any, long_side: int | None = None, quality: int = PREVIE
 
 
 def _blank(image: Any, dpi: int) -> tuple[bool, str]:
-    try:
-        from ocr.blank import classify_blank  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return False, ""
-    v = classify_blank(image if image.ndim == 2 else image.mean(axis=2).astype("uint8"), dpi)
-    return bool(v.blank), str(v.reason)
+    import cv2
+
+    from ocr.blank import classify_blank
+
+    v = classify_blank(image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), dpi)
+    return v.blank, v.reason
 
 
 def ocr_page(task: PageTask) -> PageOutput:
@@ -151,9 +166,13 @@ def ocr_page(task: PageTask) -> PageOutput:
         "tables": res.tables,
     }
     preview = preview_jpeg(res.image)
+    encoded = encode_page(res.image, None, task.budget)
+    h, w = res.image.shape[:2]
+    dpi = res.dpi or 300
+    words = corrected_words(res.hocr, res.text)
     info["seconds"] = round(time.perf_counter() - t, 3)
-    return PageOutput(task.source, res.text, res.raw_text, res.hocr, res.pdf, preview, res.model,
-                      dict(res.timings), info)  # fmt: skip
+    return PageOutput(task.source, res.text, res.raw_text, res.hocr, preview, encoded, words, (w, h),
+                      (w * 72 / dpi, h * 72 / dpi), res.model, dict(res.timings), info)  # fmt: skip
 
 
 # -- the pool ----------------------------------------------------------------------------------------------

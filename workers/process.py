@@ -21,17 +21,17 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import pikepdf
 
 import ocr
 from sohoa.context import PREVIEW, Context, lease_name, output_key, page_key
 from sohoa.errors import ConfigError, LeaseLost, PermanentError, TransientError, kind_of
 from sohoa.leases import LeaseKeeper, holder_dead, thread_owner
 from sohoa.models import DocRecord, Manifest, PageInfo, PageText, Status, utcnow
+from sohoa.pdfa import ArchiveMeta, ArchiveWriter
 from sohoa.tempfiles import tempdir
 from storage import NotFound
 from workers import pagepool
@@ -40,6 +40,10 @@ from workers.pages import PageSourceError, iter_pages, ocr_input_dpi
 log = logging.getLogger("sohoa.worker")
 
 MAX_ATTEMPTS = 3
+# a page's image in the archival PDF is re-encoded within this share of the scan's bytes per page (the JPEG
+# quality is lowered down to 45 to fit; bitonal pages are CCITT G4, far below): with the original, the text,
+# the hOCR and a screen preview, a document stays within ~1.5 × its scan in storage
+ARCHIVE_BUDGET = 0.3
 
 
 def check_ocr_installed(tessdata_dir: str | None = None) -> None:
@@ -213,9 +217,10 @@ def _ocr_document(ctx: Context, m: Manifest, keeper: LeaseKeeper, extra: dict[st
     with tempdir("job") as tmp:
         original = tmp / ("original" + Path(m.original_key).suffix)
         ctx.store.download(m.original_key, original)
-        page_pdfs: list[Path] = []
         stage_totals: dict[str, float] = {}
         pages = iter_pages(original, m.media_type, s.render_dpi, s.max_page_pixels)
+        # the archival PDF's image of a page stays within the scan's own bytes per page (ARCHIVE_BUDGET ×)
+        budget = int(ARCHIVE_BUDGET * m.size / max(1, m.declared_pages)) if m.size else None
 
         def tasks() -> Iterator[pagepool.PageTask]:
             for src in pages:
@@ -226,50 +231,13 @@ def _ocr_document(ctx: Context, m: Manifest, keeper: LeaseKeeper, extra: dict[st
                         "page %d (%d×%d px at %s dpi) read as %d dpi: upscaled to 300 dpi it would exceed "
                         "SOHOA_MAX_PAGE_PIXELS", src.number, *src.image.size, src.dpi, dpi, extra=extra,
                     )  # fmt: skip
-                yield pagepool.PageTask.make(src, dpi, settings, s.min_dpi_warning, not s.keep_blank_pages)
+                yield pagepool.PageTask.make(src, dpi, settings, s.min_dpi_warning, not s.keep_blank_pages, budget)
 
-        for out in runner.run(tasks(), keeper.check):
-            if out.blank:
-                m.blank_pages.append(out.source)
-                keeper.check()
-                ctx.save_manifest(m)
-                log.info("page %d is blank (%s): left out", out.source, out.blank_reason, extra=extra)
-                continue
-            n = len(m.pages) + 1
-            ctx.store.put_bytes(page_key(doc_id, n, "txt"), out.text.encode("utf-8"), "text/plain; charset=utf-8")
-            ctx.store.put_bytes(
-                page_key(doc_id, n, "raw.txt"), out.raw_text.encode("utf-8"), "text/plain; charset=utf-8"
-            )
-            ctx.store.put_bytes(page_key(doc_id, n, "hocr"), out.hocr.encode("utf-8"), "text/html; charset=utf-8")
-            if out.preview:
-                ctx.store.put_bytes(page_key(doc_id, n, PREVIEW), out.preview, "image/jpeg")
-            pdf_path = tmp / f"page-{n:04d}.pdf"
-            pdf_path.write_bytes(out.pdf)
-            page_pdfs.append(pdf_path)
-            for k, v in out.timings.items():
-                stage_totals[k] = round(stage_totals.get(k, 0.0) + v, 3)
-            m.model = out.model
-            m.pages.append(PageInfo(number=n, source_page=out.source, **out.info))
-            texts.append(PageText(n, out.text))
-            keeper.check()
-            ctx.save_manifest(m)  # progress: len(m.pages) of m.declared_pages
-            log.info("page %d/%d done (conf %.1f)", n, m.declared_pages, out.info["mean_confidence"], extra=extra)
-        if not texts:
-            if m.blank_pages:
-                raise PageSourceError(
-                    f"every page is blank ({len(m.blank_pages)}); SOHOA_KEEP_BLANK_PAGES=true keeps them"
-                )
-            raise PageSourceError("the document has no pages")
         combined = tmp / "document.pdf"
-        with pikepdf.new() as out_pdf:
-            opened = [pikepdf.open(p) for p in page_pdfs]
-            for src_pdf in opened:
-                out_pdf.pages.extend(src_pdf.pages)
-            out_pdf.docinfo["/Title"] = f"{m.dossier_code} — {m.filename}"
-            out_pdf.docinfo["/Producer"] = "sohoa"
-            out_pdf.save(combined)
-            for src_pdf in opened:
-                src_pdf.close()
+        meta = ArchiveMeta(title=f"{m.dossier_code} — {m.filename}", dossier_code=m.dossier_code, kind=m.kind,
+                           component=m.component, doc_id=doc_id, created=_naive_utc(m.received_at))  # fmt: skip
+        with ArchiveWriter(combined, meta) as archive:
+            _pages(ctx, m, runner.run(tasks(), keeper.check), archive, keeper, texts, stage_totals, extra)
         keeper.check()
         ctx.store.put_file(output_key(doc_id, "document.pdf"), combined, "application/pdf")
     full_text = "\f".join(t.text for t in texts)
@@ -283,6 +251,55 @@ def _ocr_document(ctx: Context, m: Manifest, keeper: LeaseKeeper, extra: dict[st
     m.timings = {**stage_totals, "total": round(time.perf_counter() - t0, 3)}
     m.processed_at = utcnow()
     return texts
+
+
+def _pages(
+    ctx: Context,
+    m: Manifest,
+    outputs: Iterable[pagepool.PageOutput],
+    archive: ArchiveWriter,
+    keeper: LeaseKeeper,
+    texts: list[PageText],
+    stage_totals: dict[str, float],
+    extra: dict[str, Any],
+) -> None:
+    """Store each page's outputs (in page order), add it to the archival PDF and save the progress."""
+    doc_id = m.id
+    for out in outputs:
+        if out.blank:
+            m.blank_pages.append(out.source)
+            keeper.check()
+            ctx.save_manifest(m)
+            log.info("page %d is blank (%s): left out", out.source, out.blank_reason, extra=extra)
+            continue
+        n = len(m.pages) + 1
+        ctx.store.put_bytes(page_key(doc_id, n, "txt"), out.text.encode("utf-8"), "text/plain; charset=utf-8")
+        ctx.store.put_bytes(page_key(doc_id, n, "raw.txt"), out.raw_text.encode("utf-8"), "text/plain; charset=utf-8")
+        ctx.store.put_bytes(page_key(doc_id, n, "hocr"), out.hocr.encode("utf-8"), "text/html; charset=utf-8")
+        if out.preview:
+            ctx.store.put_bytes(page_key(doc_id, n, PREVIEW), out.preview, "image/jpeg")
+        assert out.image is not None
+        archive.add_page(out.image, out.words, out.frame, out.size_pt)
+        for k, v in out.timings.items():
+            stage_totals[k] = round(stage_totals.get(k, 0.0) + v, 3)
+        m.model = out.model
+        m.pages.append(PageInfo(number=n, source_page=out.source, **out.info))
+        texts.append(PageText(n, out.text))
+        keeper.check()
+        ctx.save_manifest(m)  # progress: len(m.pages) of m.declared_pages
+        log.info("page %d/%d done (conf %.1f)", n, m.declared_pages, out.info["mean_confidence"], extra=extra)
+    if not texts:
+        if m.blank_pages:
+            raise PageSourceError(f"every page is blank ({len(m.blank_pages)}); SOHOA_KEEP_BLANK_PAGES=true keeps them")
+        raise PageSourceError("the document has no pages")
+
+
+def _naive_utc(iso: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(iso)
+    except ValueError:
+        return datetime.now(UTC).replace(tzinfo=None)
+    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
 
 
 def _fail(ctx: Context, m: Manifest, reason: str, extra: dict[str, str]) -> None:
