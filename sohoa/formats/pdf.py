@@ -14,8 +14,10 @@ rasterised at ``SOHOA_RENDER_DPI`` within the page budget.
 **Resolution of a taken image** (:func:`image_dpi`): pixels over the page size in inches. A page whose
 long side is above 17.7 in (larger than A3) is taken as a PDF writer that had no dpi (img2pdf's
 default is 96 dpi: a 2481×3509 px A4 scan becomes a 25.8×36.5 in page): when the image's aspect ratio
-is within 2 % of A3, A4, A5, B5, Letter or Legal and that paper gives 150–1200 dpi, that dpi is used
-(2481×3509 → A4 → 300 dpi); otherwise the page size is believed.
+is within 2 % of a paper's (tried in the order A4, Letter, Legal, A3, A5, B5: the A sizes share one
+ratio) and that paper gives 150–1200 dpi, that dpi is used (2481×3509 → A4 → 300 dpi); otherwise the
+page size is believed. A scan on a page of real paper size is believed too, even at 75 dpi (the OCR
+upscales it).
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ from sohoa.formats.base import (
 _STATE_OPS = {"q", "Q", "cm", "Do", "ri", "i", "d", "w", "j", "J", "M", "gs"}
 _GRAY_RGB = {"/DeviceGray": 1, "/DeviceRGB": 3, "/CalGray": 1, "/CalRGB": 3}
 _PASS_ON_FILTERS = {"/DCTDecode", "/CCITTFaxDecode", "/FlateDecode", "/JPXDecode"}
-_PAPERS_IN = {"A3": (11.69, 16.54), "A4": (8.27, 11.69), "A5": (5.83, 8.27), "B5": (6.93, 9.84),
-              "Letter": (8.5, 11.0), "Legal": (8.5, 14.0)}  # fmt: skip
+# in order of preference: the A sizes share one aspect ratio, and A4 is what offices scan
+_PAPERS_IN = {"A4": (8.27, 11.69), "Letter": (8.5, 11.0), "Legal": (8.5, 14.0), "A3": (11.69, 16.54),
+              "A5": (5.83, 8.27), "B5": (6.93, 9.84)}  # fmt: skip
+_SWAPS = {Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270}
 LARGEST_PAPER_IN = 17.7  # a page longer than this (A3 is 16.54 in) has no physical size
 
 
@@ -98,6 +102,13 @@ def _colour_ok(cs: Any) -> bool:
     return False
 
 
+def _filters(x: Any) -> list[str]:
+    import pikepdf
+
+    f = x.get("/Filter")
+    return [str(n) for n in (f if isinstance(f, pikepdf.Array) else [f] if f is not None else [])]
+
+
 def page_image(page: Any) -> tuple[PageImage | None, str]:
     """The page's one image and how to turn it upright, or ``None`` and why the page must be rasterised."""
     import pikepdf
@@ -141,9 +152,7 @@ def page_image(page: Any) -> tuple[PageImage | None, str]:
     x, (a, b, c, d, tx0, ty0) = drawn
     if x.get("/ImageMask") or "/Mask" in x or "/SMask" in x or "/Decode" in x:
         return None, "mask or decode array"
-    filters = x.get("/Filter")
-    names = [str(n) for n in (filters if isinstance(filters, pikepdf.Array) else [filters] if filters else [])]
-    if "/JBIG2Decode" in names:
+    if "/JBIG2Decode" in _filters(x):
         return None, "JBIG2 (Pillow cannot decode it)"
     if not _colour_ok(x.get("/ColorSpace")):
         return None, f"colour space {x.get('/ColorSpace')}"
@@ -229,6 +238,7 @@ def decode_page_image(plan: PageImage) -> tuple[Image.Image, dict[str, Any]]:
     x = plan.xobject
     pim = pikepdf.PdfImage(x)
     img = pim.as_pil_image()
+    img.load()  # decode now: a broken stream fails here, and the page is rendered instead
     if img.size != (plan.width, plan.height):
         raise ValueError(f"decoded {img.size}, declared {(plan.width, plan.height)}")
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -239,20 +249,16 @@ def decode_page_image(plan: PageImage) -> tuple[Image.Image, dict[str, Any]]:
     for t in plan.transposes:
         img = img.transpose(t)
     extra: dict[str, Any] = {}
-    filters = x.get("/Filter")
+    filters = _filters(x)
     cs = x.get("/ColorSpace")
-    if (
-        not plan.transposes
-        and isinstance(filters, pikepdf.Name)
-        and str(filters) in _PASS_ON_FILTERS
-        and str(cs) in ("/DeviceGray", "/DeviceRGB")
-    ):
+    plain = str(cs) in ("/DeviceGray", "/DeviceRGB")
+    if not plan.transposes and len(filters) == 1 and filters[0] in _PASS_ON_FILTERS and plain:
         parms = x.get("/DecodeParms")
         if isinstance(parms, pikepdf.Array):
             parms = parms[0] if len(parms) else None
         extra = {
             "encoded": x.read_raw_bytes(),
-            "encoded_filter": str(filters)[1:],
+            "encoded_filter": filters[0][1:],
             "encoded_colorspace": str(cs)[1:],
             "encoded_bpc": int(x.get("/BitsPerComponent", 8)),
             "encoded_decode_parms": _to_python(parms) if parms is not None else {},
@@ -315,7 +321,8 @@ def _taken(i: int, plan: PageImage, max_page_pixels: int) -> SourcePage | None:
     """The page's own image, upright, or ``None`` when it must be rasterised."""
     if plan.width * plan.height > max_page_pixels:
         return None
-    size = (plan.height, plan.width) if Image.Transpose.TRANSPOSE in plan.transposes else (plan.width, plan.height)
+    swaps = sum(t in _SWAPS for t in plan.transposes) % 2
+    size = (plan.height, plan.width) if swaps else (plan.width, plan.height)
     dpi = image_dpi(size[0], size[1], plan.page_w_in, plan.page_h_in)
     if dpi is None:
         log.info("PDF page %d: image pixels are not square on the page: rasterised", i)
