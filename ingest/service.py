@@ -38,6 +38,7 @@ class UploadItem:
     unit: str = ""
     uploaded_by: str = ""  # user name, token:<id> or cli:<os user>
     notes: list[str] = field(default_factory=list)  # shown with the document's warnings (e.g. how it was split)
+    keep_duplicate: bool = False  # the clerk keeps it as a new version even if the same content is stored
 
 
 @dataclass
@@ -89,6 +90,85 @@ def _prepare(ctx: Context, item: UploadItem) -> Manifest:
     )
 
 
+class _Pages:
+    """The upload's page hashes (with their turns) and, when a hash matches, its pages looked at closely."""
+
+    def __init__(self, path: Path, media_type: str) -> None:
+        from ingest.dedupe import page_hashes
+
+        self.path, self.media_type = path, media_type
+        self.hashes = page_hashes(path, media_type)
+        self._images: dict[int, object] = {}
+
+    def image(self, i: int) -> object:  # np.ndarray
+        from ingest.dedupe import page_image
+
+        if i not in self._images:
+            self._images[i] = page_image(self.path, self.media_type, i)
+        return self._images[i]
+
+
+def _stored_image(ctx: Context, m: Manifest, i: int, cache: dict[tuple[str, int], object]) -> object:
+    """Page *i* of a stored document's original, looked at closely (fetched once per upload)."""
+    from ingest.dedupe import page_image
+    from sohoa.tempfiles import tempdir
+
+    if (m.id, -1) not in cache:
+        cache[(m.id, -1)] = ctx.store.get_bytes(m.original_key)
+    if (m.id, i) not in cache:
+        data = cache[(m.id, -1)]
+        assert isinstance(data, bytes)
+        with tempdir("dedupe") as tmp:
+            path = Path(tmp) / "original"
+            path.write_bytes(data)
+            cache[(m.id, i)] = page_image(path, m.media_type, i)
+    return cache[(m.id, i)]
+
+
+def _same_content(ctx: Context, p: Manifest, pages: _Pages, cache: dict[tuple[str, int], object]) -> Manifest | None:
+    """A document of the same dossier and kind with the same pages (re-encoded, turned); flags on *p* the
+    pages that look like pages of the dossier's other documents (``similar_pages`` and a warning)."""
+    from ingest.dedupe import MATCH_BITS, SAME_MISS, distance, ink_difference
+
+    if not pages.hashes:
+        return None
+    found: Manifest | None = None
+    for d in ctx.index.list_documents(dossier_code=p.dossier_code):
+        if d.status == Status.FAILED.value or d.id == p.id:
+            continue
+        try:
+            old = ctx.load_manifest(d.id)
+        except NotFound:
+            continue
+        if old.deleted or not old.page_hashes:
+            continue
+        matched: dict[int, tuple[int, int]] = {}  # our page → (its page, turn)
+        for i, turns in enumerate(pages.hashes):
+            for j, h in enumerate(old.page_hashes):
+                dist, turn = min((distance(t, h), k) for k, t in enumerate(turns))
+                if dist > MATCH_BITS:
+                    continue
+                try:
+                    ours, theirs = pages.image(i), _stored_image(ctx, old, j, cache)
+                except Exception as e:  # noqa: BLE001 - the close look is an aid: no look, no match
+                    log.warning("duplicate check: pages not compared (%s)", e)
+                    continue
+                if ink_difference(ours, theirs, turn) <= SAME_MISS:  # type: ignore[arg-type]
+                    matched[i] = (j, turn)
+                    break
+        if not matched:
+            continue
+        whole = len(matched) == len(pages.hashes) == len(old.page_hashes) and len({t for _, t in matched.values()}) == 1
+        if whole and old.kind == p.kind and found is None:
+            found = old
+            continue
+        for i, (j, _) in sorted(matched.items()):
+            p.similar_pages.append({"page": i + 1, "document": old.id, "other_page": j + 1})
+            p.warnings.append(f"trang {i + 1} giống trang {j + 1} của tài liệu {old.filename} ({old.id}): "
+                              "có thể trùng (near-duplicate page)")  # fmt: skip
+    return found
+
+
 def _identity(m: Manifest) -> tuple[str, str, str]:
     return m.dossier_code, m.kind, m.sha256
 
@@ -138,7 +218,10 @@ def accept_batch(ctx: Context, items: list[UploadItem], all_or_nothing: bool = T
     returned as errors in their place and the others are accepted.
     A file identical (SHA-256) to a document already stored for the same dossier and kind is
     not stored twice: the existing document is returned with ``duplicate=True`` (and queued if its job
-    was lost).
+    was lost). So is a file with the same pages as a document of the same dossier and kind (a re-encoded
+    or turned copy of the same scan: :mod:`ingest.dedupe`), unless the item says ``keep_duplicate`` (then
+    it is stored with ``duplicate_of``). Pages that look like pages of another document of the dossier
+    are listed in ``similar_pages`` with a warning.
     """
     prepared: list[Manifest | InputError] = []
     for item in items:
@@ -155,6 +238,7 @@ def accept_batch(ctx: Context, items: list[UploadItem], all_or_nothing: bool = T
     new: list[tuple[UploadItem, Manifest]] = []
     in_batch: dict[tuple[str, str, str], Manifest] = {}
     dups: list[Manifest] = []
+    look_cache: dict[tuple[str, int], object] = {}
     committed = [r for r in batches.records() if r.state == COMMITTED] if len(errors) < len(items) else []
     for item, p in zip(items, prepared, strict=True):
         if isinstance(p, InputError):
@@ -165,10 +249,20 @@ def accept_batch(ctx: Context, items: list[UploadItem], all_or_nothing: bool = T
             out.append(Accepted(first, duplicate=True))
             continue
         old = _existing(ctx, batches, p, committed)
+        if old is None:
+            pages = _Pages(item.path, p.media_type)
+            p.page_hashes = [h[0] for h in pages.hashes]
+            old = _same_content(ctx, p, pages, look_cache)
+        if old is not None and item.keep_duplicate:
+            p.duplicate_of = old.id
+            p.warnings.append(f"cùng nội dung với tài liệu {old.filename} ({old.id}): giữ làm phiên bản mới")
+            old = None
         if old is not None:
             out.append(Accepted(old, duplicate=True))
             dups.append(old)
             continue
+        if not p.page_hashes:
+            p.page_hashes = [h[0] for h in _Pages(item.path, p.media_type).hashes]
         in_batch[_identity(p)] = p
         new.append((item, p))
         out.append(None)  # filled below

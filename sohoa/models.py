@@ -95,6 +95,12 @@ class Manifest:
     # metadata corrections: [{"at", "by", "field", "old", "new"}]
     edits: list[dict[str, str]] = field(default_factory=list)
     batch: str | None = None  # the upload batch that stored it (see sohoa/batches.py)
+    # per-page perceptual hash at upload (ingest/dedupe.py), to catch the same content uploaded again
+    page_hashes: list[str] = field(default_factory=list)
+    # kept although it has the content of this document (the clerk asked to keep it as a new version)
+    duplicate_of: str | None = None
+    # pages that look like pages of other documents of the dossier: [{"page", "document", "other_page"}]
+    similar_pages: list[dict[str, Any]] = field(default_factory=list)
     # source page numbers of the pages found blank and left out of the pages, the index and the archival PDF
     # (SOHOA_KEEP_BLANK_PAGES=false); they stay in the original
     blank_pages: list[int] = field(default_factory=list)

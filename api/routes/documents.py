@@ -81,8 +81,11 @@ def upload(
     kind: Annotated[list[str], Form(description="input (thành phần) | output (kết quả)")],
     component: Annotated[list[str] | None, Form(description="component name (tên thành phần)")] = None,
     unit: Annotated[list[str] | None, Form(description="receiving unit (đơn vị tiếp nhận)")] = None,
+    keep_duplicate: Annotated[bool, Form(description="1: keep a stored content as a new version")] = False,
     p: Principal = Depends(require("documents.upload")),
 ) -> JSONResponse:
+    """202 with the documents queued; 200 when every file is already stored (same file, or the same pages
+    re-encoded or turned): ``duplicate_of`` names the existing document and nothing is stored twice."""
     from api.limits import copy_limited
     from sohoa.tempfiles import tempdir
 
@@ -98,7 +101,8 @@ def upload(
             name = nfc(f.filename or f"file-{i + 1}")
             with open(path, "wb") as out:
                 copy_limited(f.file, out, settings.max_upload_mb * 1024 * 1024, name)
-            items.append(UploadItem(path, name, codes[i], kinds[i], comps[i], units[i], uploaded_by=p.name))
+            items.append(UploadItem(path, name, codes[i], kinds[i], comps[i], units[i], uploaded_by=p.name,
+                                    keep_duplicate=keep_duplicate))  # fmt: skip
         try:
             results = accept_batch(C(request), items, all_or_nothing=True)
         except BatchError as e:
@@ -128,11 +132,13 @@ def upload(
                 "status": m.status,
                 "pages": m.declared_pages,
                 "duplicate": r.duplicate,
+                "duplicate_of": m.id if r.duplicate else m.duplicate_of,
                 "warnings": m.warnings,
                 "url": f"/documents/{m.id}",
             }
         )
-    return JSONResponse({"documents": docs}, status_code=202)
+    all_dups = bool(results) and all(isinstance(r, Accepted) and r.duplicate for r in results)
+    return JSONResponse({"documents": docs}, status_code=200 if all_dups else 202)
 
 
 @router.get("/documents")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 
 from rich.console import Console
@@ -19,6 +21,29 @@ console = Console()
 
 # argparse's exit code for a usage error; the CLI uses it for every bad argument value too.
 USAGE_ERROR = 2
+
+
+@contextmanager
+def logs_on_console() -> Iterator[None]:
+    """While a progress bar is live, log lines go through the bar's console (rich's RichHandler) so they
+    print above the bar instead of breaking it; the usual handlers come back afterwards. JSON logs
+    (``SOHOA_LOG_JSON=1``, for machines) are left as they are."""
+    from rich.logging import RichHandler
+
+    from sohoa.logs import KeyValueFormatter
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    if any(isinstance(h.formatter, KeyValueFormatter) and h.formatter.as_json for h in before):
+        yield
+        return
+    handler = RichHandler(console=console, show_path=False, markup=False, rich_tracebacks=False)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    root.handlers[:] = [handler]
+    try:
+        yield
+    finally:
+        root.handlers[:] = before
 
 
 class CliError(Exception):

@@ -7,11 +7,14 @@ import csv
 import logging
 import signal
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sohoa.cli.common import CliError, Runtime, command, console, docs_table, iso_date, wait_for
+from sohoa.cli.common import CliError, Runtime, command, console, docs_table, iso_date, logs_on_console, wait_for
 from sohoa.models import Manifest, SearchQuery, Status
 from sohoa.text import nfc
 from storage import NotFound
@@ -19,10 +22,27 @@ from storage import NotFound
 log = logging.getLogger("sohoa.cli")
 
 
-def _items_from_args(args: argparse.Namespace) -> list:  # list[UploadItem]
+# what scanners and file managers leave beside the scans: skipped and counted, never uploaded
+SIDECAR_SUFFIXES = {".txt", ".md", ".csv", ".xml", ".json", ".ini", ".db", ".log"}
+SIDECAR_NAMES = {"thumbs.db", ".ds_store", "desktop.ini"}
+
+
+def is_sidecar(p: Path) -> bool:
+    return p.name.lower() in SIDECAR_NAMES or p.suffix.lower() in SIDECAR_SUFFIXES or p.name.startswith((".", "~$"))
+
+
+@dataclass
+class Gathered:
+    items: list  # list[UploadItem]
+    ignored: list[Path] = field(default_factory=list)  # sidecar files skipped
+    not_walked: list[Path] = field(default_factory=list)  # sub-folders left out without --recursive
+
+
+def _items_from_args(args: argparse.Namespace) -> Gathered:
     from ingest import UploadItem
 
-    items: list[UploadItem] = []
+    keep = bool(getattr(args, "keep_duplicate", False))
+    out = Gathered([])
     if args.manifest:
         mpath = Path(args.manifest)
         if not mpath.is_file():
@@ -33,7 +53,7 @@ def _items_from_args(args: argparse.Namespace) -> list:  # list[UploadItem]
                     raise CliError(f"{mpath}:{lineno}: cột 'file' trống (column 'file' is empty)")
                 p = Path(row["file"])
                 p = p if p.is_absolute() else mpath.parent / p
-                items.append(
+                out.items.append(
                     UploadItem(
                         p,
                         nfc(p.name),
@@ -41,68 +61,122 @@ def _items_from_args(args: argparse.Namespace) -> list:  # list[UploadItem]
                         row.get("kind") or args.kind or "",
                         row.get("component") or args.component or "",
                         row.get("unit") or args.unit or "",
+                        keep_duplicate=keep,
                     )
                 )
     for raw in args.paths:
         p = Path(raw)
         if not p.exists():
             raise CliError(f"không tìm thấy {p} (no such file or folder)")
-        paths = sorted(x for x in p.rglob("*") if x.is_file() and x.suffix.lower() != ".csv") if p.is_dir() else [p]
+        if p.is_dir():
+            entries = sorted(p.rglob("*") if args.recursive else p.iterdir())
+            out.not_walked += [x for x in entries if x.is_dir() and not args.recursive]
+            paths = [x for x in entries if x.is_file()]
+        else:
+            paths = [p]
         for x in paths:
-            items.append(
-                UploadItem(x, nfc(x.name), args.dossier or "", args.kind or "", args.component or "", args.unit or "")
-            )
-    return items
+            if is_sidecar(x):
+                out.ignored.append(x)
+                continue
+            out.items.append(UploadItem(x, nfc(x.name), args.dossier or "", args.kind or "", args.component or "",
+                                        args.unit or "", keep_duplicate=keep))  # fmt: skip
+    return out
 
 
 def cmd_ingest(rt: Runtime, args: argparse.Namespace) -> int:
+    """Exit 0: every file accepted (duplicates included); 1: some rejected; 2: usage or configuration."""
     from ingest import InputError, accept_batch
     from ingest.service import Accepted
+    from sohoa.errors import ConfigError
 
-    items = _items_from_args(args)
+    if args.jobs < 1:
+        raise CliError("--jobs phải ≥ 1 (--jobs must be at least 1)")
+    got = _items_from_args(args)
+    items = got.items
+    for d in got.not_walked:
+        console.print(f"[yellow]not walked[/yellow] {d}/ (sub-folder: add --recursive to include it)", highlight=False)
+    if got.ignored:
+        console.print(f"ignored {len(got.ignored)} sidecar file(s) (.txt, .md, Thumbs.db, .DS_Store, desktop.ini …)")
     if not items:
         raise CliError("không có tệp nào (no files given): sohoa ingest FOLDER|FILE… or --manifest CSV")
-    ctx = rt.ctx
-    if ctx.settings.embedded_broker:
-        ctx.queue.start_worker(ctx.settings.worker_threads)
-    results: list = []
-    with Progress(TextColumn("[bold]upload"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
-        task = bar.add_task("", total=len(items))
-        for item in items:
-            item.uploaded_by = rt.cli_user
-            if args.split:  # a stack of many dossiers separated by cover sheets
-                from ingest.stack import ingest_stack
+    try:
+        ctx = rt.ctx
+        if ctx.settings.embedded_broker:
+            ctx.queue.start_worker(ctx.settings.worker_threads)
+    except ConfigError as e:
+        raise CliError(f"cấu hình sai (bad configuration): {e}") from None
 
-                try:
-                    results.extend(ingest_stack(ctx, item.path, item.filename, item.dossier_code, item.kind,
-                                                item.component, item.unit, rt.cli_user))  # fmt: skip
-                except InputError as refused:
-                    refused.filename = item.filename
-                    results.append(refused)
-            else:
-                results.extend(accept_batch(ctx, [item], all_or_nothing=False))
-            bar.advance(task)
+    def one(item: object) -> list:
+        from ingest import UploadItem
+
+        assert isinstance(item, UploadItem)
+        item.uploaded_by = rt.cli_user
+        if args.split:  # a stack of many dossiers separated by cover sheets
+            from ingest.stack import ingest_stack
+
+            try:
+                return list(ingest_stack(ctx, item.path, item.filename, item.dossier_code, item.kind,
+                                         item.component, item.unit, rt.cli_user))  # fmt: skip
+            except InputError as refused:
+                refused.filename = item.filename
+                return [refused]
+        return list(accept_batch(ctx, [item], all_or_nothing=False))
+
+    results: list = []
+    t0 = time.perf_counter()
+    try:
+        with logs_on_console(), Progress(TextColumn("[bold]upload"), BarColumn(), MofNCompleteColumn(),
+                                         TimeElapsedColumn(), console=console) as bar:  # fmt: skip
+            task = bar.add_task("", total=len(items))
+            with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+                for res in pool.map(one, items):  # in the given order, done N at a time
+                    results.extend(res)
+                    bar.advance(task)
+    except ConfigError as e:
+        raise CliError(f"cấu hình sai (bad configuration): {e}") from None
+    upload_s = time.perf_counter() - t0
     errors = [r for r in results if isinstance(r, InputError)]
     accepted = [r for r in results if isinstance(r, Accepted)]
-    for e in errors:
-        console.print(f"[red]rejected[/red] {e}", highlight=False)
+    for err in errors:
+        console.print(f"[red]rejected[/red] {err}", highlight=False)
     for a in accepted:
         if a.duplicate:
-            console.print(f"[yellow]duplicate[/yellow] {a.manifest.filename} is already document {a.manifest.id}")
+            console.print(f"[yellow]duplicate[/yellow] {a.manifest.filename}: already stored as document "
+                          f"{a.manifest.id} (not stored twice; --keep-duplicate keeps a new version)",
+                          highlight=False)  # fmt: skip
+        elif a.manifest.duplicate_of:
+            console.print(f"[yellow]kept as a new version[/yellow] {a.manifest.filename}: same content as "
+                          f"document {a.manifest.duplicate_of}", highlight=False)  # fmt: skip
         for w in a.manifest.warnings:
-            console.print(f"[yellow]warning[/yellow] {a.manifest.filename}: {w}")
+            console.print(f"[yellow]warning[/yellow] {a.manifest.filename}: {w}", highlight=False)
     for a in accepted:
         rt.audit("document.upload", a.manifest.id, a.manifest.dossier_code, filename=a.manifest.filename,
                  duplicate=a.duplicate)  # fmt: skip
+    dups = sum(a.duplicate for a in accepted)
+    pages = sum(a.manifest.declared_pages for a in accepted if not a.duplicate)
     console.print(f"accepted {len(accepted)} file(s), rejected {len(errors)}")
+    console.print(
+        f"summary: {len(items)} file(s), {len(accepted) - dups} new, {dups} duplicate, {len(errors)} rejected, "
+        f"{len(got.ignored)} ignored; {pages} page(s) uploaded in {upload_s:.1f} s "
+        f"({_per_min(pages, upload_s)} pages/min, --jobs {args.jobs})",
+        highlight=False,
+    )
     wait = args.wait if args.wait is not None else ctx.settings.embedded_broker
     if wait and accepted:
-        ms = wait_for(ctx, [a.manifest.id for a in accepted])
+        t1 = time.perf_counter()
+        ms = wait_for(ctx, [a.manifest.id for a in accepted if not a.duplicate] or [accepted[0].manifest.id])
+        ocr_s = time.perf_counter() - t1
         console.print(docs_table(ms))
+        done = sum(m.page_count for m in ms)
+        console.print(f"OCR: {done} page(s) in {ocr_s:.1f} s ({_per_min(done, ocr_s)} pages/min)", highlight=False)
     else:
         for a in accepted:
             console.print(f"{a.manifest.id}  {a.manifest.status}  {a.manifest.filename}")
     return 1 if errors else 0
+
+
+def _per_min(pages: int, seconds: float) -> str:
+    return f"{pages * 60 / seconds:.0f}" if seconds > 0 and pages else "0"
 
 
 def _load(rt: Runtime, doc_id: str) -> Manifest:
@@ -235,6 +309,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--unit", help="receiving unit")
     s.add_argument("--manifest", help="CSV with columns file,dossier_code,kind,component,unit")
     s.add_argument("--split", action="store_true", help="each file is a stack of dossiers separated by cover sheets")
+    s.add_argument("--recursive", "-r", action="store_true", help="walk sub-folders too (not walked without it)")
+    s.add_argument("--jobs", "-j", type=int, default=2, help="files uploaded and validated at once (default 2)")
+    s.add_argument("--keep-duplicate", action="store_true",
+                   help="store a file whose content is already stored, as a new version")  # fmt: skip
     s.add_argument(
         "--wait",
         action=argparse.BooleanOptionalAction,

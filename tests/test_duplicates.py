@@ -1,0 +1,145 @@
+"""Duplicates (issue 14): the same file, a re-encoded copy and a turned copy of the same scan are answered with
+the stored document (not stored twice) unless kept as a new version; two filled-in copies of one form are
+NOT merged; a page seen again in another document of the dossier is flagged. Embedded default, and the
+content check on S3 + Elasticsearch (the dossier listing comes from the index there)."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import img2pdf
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from api import create_app
+from ingest import UploadItem, accept_batch
+from ingest.dedupe import MATCH_BITS, distance, page_hashes
+from ingest.service import Accepted
+from sohoa.context import Context
+from sohoa.demo import render_page
+from sohoa.settings import Settings
+
+from conftest import s3_url
+from deploy import authorize
+from fixtures import scanned
+
+CODE = "000.00.06.H56-260715-0361"
+OTHER = "000.00.06.H56-260715-0362"
+
+
+def _form(name: str, number: str, seed: int) -> Image.Image:
+    """A filled-in declaration: the same printed lines on every copy, the citizen's own data differ."""
+    lines = ["CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", "Độc lập - Tự do - Hạnh phúc", "TỜ KHAI ĐĂNG KÝ",
+             f"Họ và tên: {name}", f"Số CCCD: {number}", "Địa chỉ: thôn 3, xã Phú Lộc"]  # fmt: skip
+    return scanned(render_page(lines, 200), 200, seed=seed)
+
+
+PAGE_A = _form("Nguyễn Văn An", "001099012345", 1)
+PAGE_B = _form("Trần Thị Bình", "079188004321", 2)
+PAGE_C = _form("Lê Văn Cường", "038077005678", 3)
+
+
+def _pdf(pages: list[Image.Image], quality: int = 85, scale: float = 1.0, dpi: int = 200) -> bytes:
+    out = []
+    for im in pages:
+        if scale != 1.0:
+            im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.LANCZOS)
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=quality, dpi=(round(dpi * scale),) * 2)
+        out.append(buf.getvalue())
+    return img2pdf.convert(out)
+
+
+def _put(ctx: Context, tmp: Path, data: bytes, code: str = CODE, keep: bool = False, name: str = "") -> Accepted:
+    path = tmp / f"{uuid.uuid4().hex}.pdf"
+    path.write_bytes(data)
+    [r] = accept_batch(ctx, [UploadItem(path, name or path.name, code, "input", "Tờ khai", keep_duplicate=keep)],
+                       all_or_nothing=False)  # fmt: skip
+    assert isinstance(r, Accepted), r
+    return r
+
+
+@pytest.fixture(params=["embedded", "s3+es"])
+def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Context]:
+    if request.param == "embedded":
+        settings = Settings(data_dir=tmp_path / "data")
+    else:
+        store = s3_url(request.getfixturevalue("s3_server"))
+        prefix = f"dup-{uuid.uuid4().hex[:8]}"
+        settings = Settings(data_dir=tmp_path / "data", storage_url=store, index_url=request.getfixturevalue("es_url"),
+                            es_index_prefix=prefix)  # fmt: skip
+    c = Context(settings)
+    yield c
+    if request.param != "embedded":
+        c.index.drop()  # type: ignore[attr-defined]
+    c.close()
+
+
+def test_same_scan_again_is_one_document_and_a_form_copy_is_another(ctx: Context, tmp_path: Path) -> None:
+    first = _put(ctx, tmp_path, _pdf([PAGE_A, PAGE_B]))
+    assert not first.duplicate and len(first.manifest.page_hashes) == 2
+    again = _put(ctx, tmp_path, _pdf([PAGE_A, PAGE_B]))  # the same bytes
+    reencoded = _put(ctx, tmp_path, _pdf([PAGE_A, PAGE_B], quality=40, scale=0.75))  # other bytes, same scan
+    turned = {t: _put(ctx, tmp_path, _pdf([PAGE_A.rotate(t, expand=True), PAGE_B.rotate(t, expand=True)]))
+              for t in (90, 180, 270)}  # fmt: skip
+    for r in (again, reencoded, *turned.values()):
+        assert r.duplicate and r.manifest.id == first.manifest.id
+    other = _put(ctx, tmp_path, _pdf([PAGE_C, PAGE_B.rotate(180)]))  # another citizen's form + page B again
+    assert not other.duplicate and other.manifest.id != first.manifest.id
+    assert other.manifest.similar_pages == [{"page": 2, "document": first.manifest.id, "other_page": 2}]
+    assert any("giống trang 2" in w for w in other.manifest.warnings)
+    ids = {d.id for d in ctx.index.list_documents(dossier_code=CODE)}
+    assert ids == {first.manifest.id, other.manifest.id}  # nothing stored twice
+
+
+def test_pages_of_one_form_are_not_merged(tmp_path: Path) -> None:
+    ctx = Context(Settings(data_dir=tmp_path / "data"))
+    try:
+        a = _put(ctx, tmp_path, _pdf([PAGE_A]))
+        b = _put(ctx, tmp_path, _pdf([PAGE_B]))
+        c = _put(ctx, tmp_path, _pdf([PAGE_C]))
+        assert len({a.manifest.id, b.manifest.id, c.manifest.id}) == 3 and not (b.duplicate or c.duplicate)
+        assert not b.manifest.similar_pages and not c.manifest.similar_pages
+        # the hash alone would have merged them: the close look on the pages is what keeps them apart
+        assert distance(a.manifest.page_hashes[0], b.manifest.page_hashes[0]) <= MATCH_BITS
+        p = tmp_path / "b.pdf"
+        p.write_bytes(_pdf([PAGE_B]))
+        assert len(page_hashes(p, "application/pdf")[0]) == 4  # the page and its three turns
+    finally:
+        ctx.close()
+
+
+def test_keep_as_new_version_and_other_dossier(tmp_path: Path) -> None:
+    ctx = Context(Settings(data_dir=tmp_path / "data"))
+    try:
+        first = _put(ctx, tmp_path, _pdf([PAGE_A]))
+        kept = _put(ctx, tmp_path, _pdf([PAGE_A], quality=50), keep=True)
+        assert not kept.duplicate and kept.manifest.duplicate_of == first.manifest.id
+        same_file_kept = _put(ctx, tmp_path, _pdf([PAGE_A]), keep=True)
+        assert same_file_kept.manifest.duplicate_of == first.manifest.id
+        elsewhere = _put(ctx, tmp_path, _pdf([PAGE_A], quality=50), code=OTHER)  # checked within a dossier
+        assert not elsewhere.duplicate and elsewhere.manifest.duplicate_of is None
+    finally:
+        ctx.close()
+
+
+def test_api_answers_a_duplicate_with_the_stored_document(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", worker_threads=1)
+    form = {"dossier_code": CODE, "kind": "input"}
+    with TestClient(create_app(settings)) as c:
+        authorize(c, settings)
+        r = c.post("/documents", files={"files": ("a.pdf", _pdf([PAGE_A]), "application/pdf")}, data=form)
+        assert r.status_code == 202, r.text
+        first = r.json()["documents"][0]["id"]
+        r = c.post("/documents", files={"files": ("b.pdf", _pdf([PAGE_A.rotate(90, expand=True)], 50))}, data=form)
+        assert r.status_code == 200, r.text
+        doc = r.json()["documents"][0]
+        assert doc["duplicate"] and doc["duplicate_of"] == first and doc["id"] == first
+        r = c.post("/documents", files={"files": ("c.pdf", _pdf([PAGE_A], 60))}, data={**form, "keep_duplicate": "1"})
+        assert r.status_code == 202, r.text
+        doc = r.json()["documents"][0]
+        assert not doc["duplicate"] and doc["duplicate_of"] == first and doc["id"] != first
