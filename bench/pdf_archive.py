@@ -5,14 +5,17 @@
 1. Pages of ../shared/ocr-eval (default: dev/*.png, clean 300 dpi renders, and dev/scan_sim/*.jpg,
    office-scan simulations): each page is OCRed (ocr.process_page) and written as a one-page PDF/A
    with each encoding choice, side by side:
-     auto     encode_page(res.image, budget=1.2 × the input file's bytes) — what the worker does
+     auto     ocr.pdf.archive_page(writer, res, budget=1.2 × the input file's bytes): encode_page with
+              that budget less the text layer - what the worker does
      jpeg75   JPEG quality 75 of res.image (gray)
      g4       CCITT G4 of res.image binarised (Otsu), whether or not it looks lossless
      original the input file's own bytes as the page image (only valid when cleanup changed nothing:
               listed to show what keeping the scan costs)
    Printed per page: input bytes, output bytes per choice, ratio of auto to input, the encoding
    auto chose; CER (NFC, whitespace collapsed, as bench/ocr_quality.py) vs the ground truth of
-   res.text (/text) and of `pdftotext` of the auto PDF, and their difference.
+   res.text (/text) and of `pdftotext` of the auto PDF, and their difference; the same for
+   `pdftotext -raw` (text in content-stream order, which is res.text's order: the order viewers
+   search in), since pdftotext's own layout analysis may order side-by-side blocks differently.
 2. Memory: one child process per run writes N pages (a real page's image and words, the bytes
    copied per page as if new) with the streaming ArchiveWriter, and - for 300 pages - the previous
    assembly (one PDF per page, concatenated by pikepdf as workers/process.py did): peak RSS
@@ -41,8 +44,9 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 from rapidfuzz.distance import Levenshtein  # noqa: E402
 
+from ocr.pdf import archive_page  # noqa: E402
 from ocr.textlayer import corrected_words  # noqa: E402
-from sohoa.pdfa import ArchiveMeta, ArchiveWriter, PageImage, _ccitt_g4, encode_page  # noqa: E402
+from sohoa.pdfa import ArchiveMeta, ArchiveWriter, PageImage, _ccitt_g4  # noqa: E402
 
 EVAL = ROOT.parent / "shared" / "ocr-eval"
 META = ArchiveMeta("bench", "000.00.01.H01-261130-0001", "bench", "bench", "bench", datetime(2026, 11, 30, tzinfo=UTC))
@@ -58,7 +62,13 @@ def cer_counts(text: str, gt: str) -> tuple[int, int]:
 
 
 def rss_mb() -> float:
+    """Peak resident memory of this process so far (MB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        return next(int(ln.split()[1]) for ln in fh if ln.startswith("VmRSS:")) / 1024
 
 
 def one_page_pdf(path: Path, image: PageImage, words: list, frame: tuple[int, int], dpi: int) -> int:
@@ -84,12 +94,13 @@ def page_sizes(args: argparse.Namespace) -> Path | None:
         return None
     print(
         f"{'page':44} {'input':>9} {'auto':>9} {'jpeg75':>9} {'g4':>8} {'original':>9} {'auto/in':>7} "
-        f"{'chosen':16} {'CER/text':>8} {'CER pdf':>8} {'diff':>6}"
+        f"{'chosen':16} {'CER/text':>8} {'CER pdf':>8} {'diff':>6} {'raw':>6} {'s':>5}"
     )
     tot = {"input": 0, "auto": 0, "jpeg75": 0, "g4": 0, "original": 0}
     per_set: dict[str, list[int]] = {}
-    errs = {"text": [0, 0], "pdf": [0, 0]}
+    errs = {"text": [0, 0], "pdf": [0, 0], "raw": [0, 0]}
     kinds: dict[str, int] = {}
+    times: list[float] = []
     keep = None
     tmp = Path(tempfile.mkdtemp(prefix="pdfa-bench-"))
     for f in files:
@@ -98,7 +109,11 @@ def page_sizes(args: argparse.Namespace) -> Path | None:
         h, w = res.image.shape[:2]
         words = corrected_words(res.hocr, res.text)
         inp = f.stat().st_size
-        auto = encode_page(res.image, budget=int(1.2 * inp))
+        t0 = time.perf_counter()
+        with ArchiveWriter(tmp / "auto.pdf", META) as wr:  # what the worker does
+            auto = archive_page(wr, res, budget=int(1.2 * inp))
+        t_auto = time.perf_counter() - t0
+        times.append(t_auto)
         ok, jpg = cv2.imencode(".jpg", res.image, [cv2.IMWRITE_JPEG_QUALITY, 75, cv2.IMWRITE_JPEG_OPTIMIZE, 1])
         j75 = PageImage(encoded=jpg.tobytes(), width=w, height=h)
         _, binary = cv2.threshold(
@@ -112,7 +127,8 @@ def page_sizes(args: argparse.Namespace) -> Path | None:
         g4 = PageImage(encoded=g4d[0], filter="CCITTFaxDecode", width=w, height=h, bpc=1,
                        decode_parms={"K": -1, "Columns": w, "Rows": h, "BlackIs1": g4d[1]})  # fmt: skip
         sizes = {"input": inp}
-        for name, img in (("auto", auto), ("jpeg75", j75), ("g4", g4)):
+        sizes["auto"] = (tmp / "auto.pdf").stat().st_size
+        for name, img in (("jpeg75", j75), ("g4", g4)):
             sizes[name] = one_page_pdf(tmp / f"{name}.pdf", img, words, (w, h), res.dpi or 300)
         if f.suffix == ".jpg":
             orig = PageImage.from_jpeg(f.read_bytes())
@@ -122,6 +138,12 @@ def page_sizes(args: argparse.Namespace) -> Path | None:
         text = subprocess.run(
             ["pdftotext", str(tmp / "auto.pdf"), "-"], capture_output=True, text=True, check=True
         ).stdout
+        raw = subprocess.run(
+            ["pdftotext", "-raw", str(tmp / "auto.pdf"), "-"], capture_output=True, text=True, check=True
+        ).stdout
+        e_raw, _ = cer_counts(raw, gt)
+        errs["raw"][0] += e_raw
+        errs["raw"][1] += len(norm(gt))
         e_text, n = cer_counts(res.text, gt)
         e_pdf, _ = cer_counts(text, gt)
         errs["text"][0] += e_text
@@ -137,7 +159,8 @@ def page_sizes(args: argparse.Namespace) -> Path | None:
         kinds[auto.kind] = kinds.get(auto.kind, 0) + 1
         print(f"{str(f.relative_to(EVAL)):44} {inp:9d} {sizes['auto']:9d} {sizes['jpeg75']:9d} {sizes['g4']:8d} "
               f"{sizes['original']:9d} {sizes['auto'] / inp:7.2f} {auto.kind:16} {100 * e_text / n:8.3f} "
-              f"{100 * e_pdf / n:8.3f} {100 * (e_pdf - e_text) / n:+6.3f}")  # fmt: skip
+              f"{100 * e_pdf / n:8.3f} {100 * (e_pdf - e_text) / n:+6.3f} "
+              f"{100 * (e_raw - e_text) / n:+6.3f} {t_auto:5.2f}")  # fmt: skip
         if keep is None or f.suffix == ".jpg":
             keep = (auto, words, (w, h), res.dpi or 300)
     print(
@@ -147,8 +170,12 @@ def page_sizes(args: argparse.Namespace) -> Path | None:
     for k, (i, o) in per_set.items():
         print(f"  set {k}: auto / input = {o / i:.3f} ({o} / {i} bytes)")
     print(f"  encodings chosen: {kinds}")
-    ct, cp = (100 * errs[k][0] / errs[k][1] for k in ("text", "pdf"))
-    print(f"  CER micro: /text {ct:.3f} %, pdftotext of the PDF/A {cp:.3f} %, difference {cp - ct:+.3f} points")
+    print(
+        f"  archive_page (encode + write one page): {len(times) / sum(times):.2f} pages/s, slowest {max(times):.2f} s"
+    )
+    ct, cp, cr = (100 * errs[k][0] / errs[k][1] for k in ("text", "pdf", "raw"))
+    print(f"  CER micro: /text {ct:.3f} %, pdftotext of the PDF/A {cp:.3f} % ({cp - ct:+.3f} points), "
+          f"pdftotext -raw (content order, as viewers search) {cr:.3f} % ({cr - ct:+.3f} points)")  # fmt: skip
     sample = tmp / "sample.pkl"
     with open(sample, "wb") as fh:
         pickle.dump(keep, fh)
@@ -159,7 +186,7 @@ def child_memory(n: int, mode: str, sample: Path) -> None:
     """Run in a child: write n pages, print one result line."""
     with open(sample, "rb") as fh:
         image, words, frame, dpi = pickle.load(fh)
-    base = rss_mb()
+    base = current_rss_mb()
     out = Path(tempfile.mkdtemp(prefix="pdfa-mem-")) / "doc.pdf"
     size_pt = (frame[0] * 72 / dpi, frame[1] * 72 / dpi)
     t = time.perf_counter()
@@ -186,7 +213,7 @@ def child_memory(n: int, mode: str, sample: Path) -> None:
     dt = time.perf_counter() - t
     size = out.stat().st_size
     peak = rss_mb()
-    print(f"{mode:8} {n:6d} pages  peak RSS {peak:7.1f} MB (after imports {base:6.1f}, growth {peak - base:6.1f})"
+    print(f"{mode:8} {n:6d} pages  peak RSS {peak:7.1f} MB (before page 1: {base:6.1f}, growth {peak - base:6.1f})"
           f"  {n / dt:7.1f} pages/s  {size / 1e6:8.1f} MB")  # fmt: skip
     for p in out.parent.iterdir():
         p.unlink()

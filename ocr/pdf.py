@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import io
+import zlib
 from typing import TYPE_CHECKING
 
 import cv2
@@ -69,13 +70,16 @@ def archive_page(
     """Add the page *res* (from :func:`ocr.process_page`) to *writer*; returns the image as encoded.
 
     *original*: the scan's own image (e.g. ``PageImage.from_jpeg``), kept when the caller knows the
-    cleanup did not change the page; *budget*: bytes the re-encoded image should not exceed (e.g.
-    1.2 × the scan's bytes for this page). The page size comes from ``res.dpi``.
+    cleanup did not change the page; *budget*: bytes the page (image and text layer) should not exceed
+    (e.g. 1.2 × the scan's bytes for this page). The page size comes from ``res.dpi``.
     """
-    from sohoa.pdfa import encode_page
+    from sohoa.pdfa import encode_page, text_layer
 
-    image = encode_page(res.image, original, budget)
     h, w = res.image.shape[:2]
     dpi = res.dpi or 300
-    writer.add_page(image, corrected_words(res.hocr, res.text), (w, h), (w * 72 / dpi, h * 72 / dpi))
+    words, size_pt = corrected_words(res.hocr, res.text), (w * 72 / dpi, h * 72 / dpi)
+    if budget is not None:  # the page's text layer counts in the budget too
+        budget -= len(zlib.compress(text_layer(words, (w, h), size_pt))) + 400
+    image = encode_page(res.image, original, budget)
+    writer.add_page(image, words, (w, h), size_pt)
     return image

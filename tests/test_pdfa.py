@@ -22,7 +22,7 @@ from ocr import process_page
 from ocr.pdf import archive_page
 from ocr.pipeline import PageResult
 from ocr.textlayer import Word
-from sohoa.pdfa import ArchiveMeta, ArchiveWriter, PageImage, encode_page, glyphless_font
+from sohoa.pdfa import ArchiveMeta, ArchiveWriter, EncodeSettings, PageImage, encode_page, glyphless_font
 
 DATA = Path(__file__).parent / "data" / "ocr"
 VN = timezone(timedelta(hours=7))
@@ -272,9 +272,24 @@ def test_photo_page_is_jpeg_and_budget_lowers_quality() -> None:
     img = encode_page(page)
     assert img.kind == "jpeg-gray-q75" and img.filter == "DCTDecode"
     assert img.encoded is not None
-    small = encode_page(page, budget=len(img.encoded) // 2)
+    small = encode_page(page, budget=len(img.encoded) // 2, settings=EncodeSettings(jpx_fallback=False))
     assert small.kind.startswith("jpeg-gray-q") and small.kind != "jpeg-gray-q75"
     assert small.encoded is not None and len(small.encoded) < len(img.encoded)
+
+
+def test_over_budget_page_is_jpeg2000_at_the_budget(tmp_path: Path) -> None:
+    page = photo_page()
+    q75 = encode_page(page).encoded
+    assert q75 is not None
+    budget = len(q75) // 2
+    img = encode_page(page, budget=budget)
+    assert img.kind == "jpx" and img.filter == "JPXDecode"
+    assert img.encoded is not None and 0.8 * budget <= len(img.encoded) <= budget
+    out = write(tmp_path / "j.pdf", [(img, [], (600, 800))])
+    subprocess.run(["pdftoppm", "-r", "150", "-gray", "-singlefile", str(out), str(tmp_path / "j")], check=True)
+    shown = np.asarray(Image.open(tmp_path / "j.pgm")).astype(float)
+    assert shown.shape == page.shape
+    assert cv2.PSNR(shown, page.astype(float)) > 25  # decoded and drawn, not blank
 
 
 def test_lossless_when_it_fits_the_budget() -> None:
