@@ -124,6 +124,9 @@ def _leader_dots(
                 run = run[1:]
             while len(run) >= 2 and abs(cents[run[-1], 0] - cents[run[-2], 0] - pitch) > 0.3 * pitch:
                 run = run[:-1]
+        # a colon's lower dot at the run's pitch is no leader: ink (its upper dot) right above it
+        while len(run) >= min_run and ink is not None and _dot_above(ink, stats, run[0], th):
+            run = run[1:]
         if len(run) >= min_run:
             gaps = np.diff(cents[run, 0])
             if gaps.std() <= 0.35 * gaps.mean():
@@ -157,6 +160,13 @@ def _leader_dots(
             break
     del dot_set
     return dots, runs, phases
+
+
+def _dot_above(ink: np.ndarray, stats: np.ndarray, j: int, th: float) -> bool:
+    """Whether ink lies right above dot *j* (a colon's upper dot): it is no leader dot."""
+    x, y, w, h = (int(v) for v in stats[j, :4])
+    above = ink[max(0, int(y - 0.9 * th)) : max(0, y - 1), x : x + w]
+    return bool(above.size and above.any() and above.mean() > 0.15)
 
 
 def find_checkboxes(ink: np.ndarray, stats: np.ndarray, th: float) -> list[Checkbox]:

@@ -18,6 +18,7 @@ from PIL import Image
 
 from ocr.colour import InkRegion, drop_colour
 from ocr.forms import FormStructure, clean_form, strip_leader_text
+from ocr.glued import split_glued
 from ocr.hocr import parse_hocr_boxes, parse_hocr_confidence, scale_hocr
 from ocr.layout import find_columns, label_checkboxes, parse_lines, reading_order
 from ocr.pdf import graft_text_layer
@@ -117,6 +118,8 @@ class OcrSettings:
     # reading order: tables read cell by cell in row order, side-by-side blocks (header, signature)
     # left block then right block (ocr.layout); elsewhere Tesseract's order
     layout: bool = True
+    # syllables read run together (`Hìnhthứcnhận`) split again at syllable boundaries (ocr.glued)
+    split_glued: bool = True
 
 
 @dataclass
@@ -417,6 +420,8 @@ def process_page(image: Image.Image, dpi: int | None = None, settings: OcrSettin
             label_checkboxes(form.checkboxes, parse_lines(hocr))
     if form.leader_runs and s.postcorrect:
         text = strip_leader_text(text)  # dots of a dotted line under a value, read into it
+    if s.postcorrect and s.split_glued:
+        text = split_glued(text)
     lap("postcorrect")
     regions = [{**r.as_dict(), "box": map_box(r.box, ink_scale, turned_from, rotation, skew)} for r in inks]
     return PageResult(
