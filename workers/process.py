@@ -44,6 +44,7 @@ MAX_ATTEMPTS = 3
 # quality is lowered down to 45 to fit; bitonal pages are CCITT G4, far below): with the original, the text,
 # the hOCR and a screen preview, a document stays within ~1.5 × its scan in storage
 ARCHIVE_BUDGET = 0.3
+PROGRESS_EVERY_S = 1.0  # pages take longer than this: each page's progress is saved; tiny pages are batched
 
 
 def check_ocr_installed(tessdata_dir: str | None = None) -> None:
@@ -265,11 +266,19 @@ def _pages(
 ) -> None:
     """Store each page's outputs (in page order), add it to the archival PDF and save the progress."""
     doc_id = m.id
+    saved = 0.0
+
+    def progress() -> None:  # the whole manifest is written: at most every PROGRESS_EVERY_S on long documents
+        nonlocal saved
+        keeper.check()
+        if time.monotonic() - saved >= PROGRESS_EVERY_S:
+            ctx.save_manifest(m)
+            saved = time.monotonic()
+
     for out in outputs:
         if out.blank:
             m.blank_pages.append(out.source)
-            keeper.check()
-            ctx.save_manifest(m)
+            progress()
             log.info("page %d is blank (%s): left out", out.source, out.blank_reason, extra=extra)
             continue
         n = len(m.pages) + 1
@@ -285,8 +294,7 @@ def _pages(
         m.model = out.model
         m.pages.append(PageInfo(number=n, source_page=out.source, **out.info))
         texts.append(PageText(n, out.text))
-        keeper.check()
-        ctx.save_manifest(m)  # progress: len(m.pages) of m.declared_pages
+        progress()  # len(m.pages) of m.declared_pages
         log.info("page %d/%d done (conf %.1f)", n, m.declared_pages, out.info["mean_confidence"], extra=extra)
     if not texts:
         if m.blank_pages:
