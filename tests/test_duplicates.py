@@ -143,3 +143,10 @@ def test_api_answers_a_duplicate_with_the_stored_document(tmp_path: Path) -> Non
         assert r.status_code == 202, r.text
         doc = r.json()["documents"][0]
         assert not doc["duplicate"] and doc["duplicate_of"] == first and doc["id"] != first
+        ctx: Context = c.app.state.sohoa.ctx  # type: ignore[attr-defined]
+        m = ctx.load_manifest(doc["id"])
+        m.blank_pages = [2, 5]  # as the worker lists them
+        ctx.save_manifest(m)
+        r = c.get(f"/doc/{doc['id']}")
+        assert r.status_code == 200, r.text
+        assert f'Cùng nội dung với <a href="/doc/{first}">' in r.text and "Trang trắng đã bỏ: 2, 5" in r.text

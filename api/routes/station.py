@@ -85,7 +85,8 @@ def upload_stack(
             audit(request, p, "document.upload", target=m.id, dossier=m.dossier_code,
                   details={"filename": m.filename, "stack": name, "duplicate": r.duplicate}, status=202)  # fmt: skip
             docs.append({"id": m.id, "dossier_code": m.dossier_code, "filename": m.filename, "pages": m.declared_pages,
-                         "duplicate": r.duplicate, "warnings": m.warnings, "url": f"/documents/{m.id}"})  # fmt: skip
+                         "duplicate": r.duplicate, "duplicate_of": m.id if r.duplicate else m.duplicate_of,
+                         "warnings": m.warnings, "url": f"/documents/{m.id}"})  # fmt: skip
         else:
             assert isinstance(r, InputError)
             rejected.append({"filename": r.filename, "message": str(r)})

@@ -167,6 +167,10 @@ def cmd_ingest(rt: Runtime, args: argparse.Namespace) -> int:
         ms = wait_for(ctx, [a.manifest.id for a in accepted if not a.duplicate] or [accepted[0].manifest.id])
         ocr_s = time.perf_counter() - t1
         console.print(docs_table(ms))
+        for m in ms:
+            if m.blank_pages:
+                console.print(f"blank pages left out of {m.filename}: {', '.join(map(str, m.blank_pages))} "
+                              "(kept in the original)", highlight=False)  # fmt: skip
         done = sum(m.page_count for m in ms)
         console.print(f"OCR: {done} page(s) in {ocr_s:.1f} s ({_per_min(done, ocr_s)} pages/min)", highlight=False)
     else:
