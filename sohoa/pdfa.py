@@ -493,7 +493,7 @@ class ArchiveWriter:
         self._f = open(self._part, "wb")  # noqa: SIM115 - closed by close() / __exit__
         self._offsets: dict[int, int] = {}
         self._next = 1
-        self._kids: list[int] = []
+        self._kids: dict[int, int] = {}  # page index -> page object number
         self._closed = False
         seed = f"{meta.doc_id}|{meta.dossier_code}|{_xmp_date(meta.created)}".encode()
         self._id = hashlib.md5(seed, usedforsecurity=False).hexdigest().upper()
@@ -577,11 +577,21 @@ class ArchiveWriter:
         words: list[Word],
         words_frame: tuple[int, int],
         size_pt: tuple[float, float],
+        index: int | None = None,
     ) -> None:
         """Write one page: *image* over the whole page of *size_pt*, *words* (boxes in *words_frame*
-        pixels) as invisible text on top."""
+        pixels) as invisible text on top.
+
+        *index*: the page's place in the document (0-based), so pages processed in parallel can be
+        written as they finish, in any order; default: after the pages added so far. The page tree
+        is ordered by index at :meth:`close`, which requires the indexes 0..n-1 each once.
+        """
         if self._closed:
             raise ValueError("the archive is closed")
+        if index is None:
+            index = len(self._kids)
+        if index < 0 or index in self._kids:
+            raise ValueError(f"page index {index} already written or negative")
         if image.array is not None:
             image = encode_page(image.array)
         assert image.encoded is not None
@@ -615,7 +625,7 @@ class ArchiveWriter:
                 }
             )
         )
-        self._kids.append(page)
+        self._kids[index] = page
 
     @property
     def page_count(self) -> int:
@@ -625,11 +635,12 @@ class ArchiveWriter:
         """Write the page tree, catalogue, information dictionary and cross-references; publish the file."""
         if self._closed:
             return
-        if not self._kids:
-            raise ValueError("a PDF needs at least one page")
-        self._obj(
-            _pdf({"Type": _n("Pages"), "Kids": [_Ref(k) for k in self._kids], "Count": len(self._kids)}), self._pages
-        )
+        if not self._kids or sorted(self._kids) != list(range(len(self._kids))):
+            missing = sorted(set(range(max(self._kids, default=0) + 1)) - set(self._kids))
+            self.abort()
+            raise ValueError(f"pages missing from the document: {missing[:10]}")
+        kids = [_Ref(self._kids[k]) for k in range(len(self._kids))]
+        self._obj(_pdf({"Type": _n("Pages"), "Kids": kids, "Count": len(kids)}), self._pages)
         m = self.meta
         info: dict[str, Any] = {
             "Title": m.title,

@@ -357,3 +357,26 @@ def test_naive_created_is_utc(tmp_path: Path) -> None:
     with pikepdf.open(out) as pdf:
         assert str(pdf.docinfo.CreationDate) == "D:20260102030405+00'00'"
         assert pdf.open_metadata()["xmp:CreateDate"] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC).isoformat()
+
+
+def test_pages_added_out_of_order_are_ordered_by_index(tmp_path: Path) -> None:
+    out = tmp_path / "o.pdf"
+    img = encode_page(photo_page())
+    with ArchiveWriter(out, META) as w:
+        for k in (2, 0, 1):  # as parallel page jobs finish
+            w.add_page(img, [Word(f"trang{k}", (50, 50, 300, 100), 0)], (600, 800), (288.0, 384.0), index=k)
+    pages = pdftotext(out).split("\f")
+    assert [norm(p) for p in pages[:3]] == ["trang0", "trang1", "trang2"]
+
+
+def test_missing_or_repeated_page_refused(tmp_path: Path) -> None:
+    out = tmp_path / "m.pdf"
+    img = encode_page(photo_page())
+    w = ArchiveWriter(out, META)
+    w.add_page(img, [], (600, 800), (288.0, 384.0), index=0)
+    with pytest.raises(ValueError, match="already"):
+        w.add_page(img, [], (600, 800), (288.0, 384.0), index=0)
+    w.add_page(img, [], (600, 800), (288.0, 384.0), index=2)
+    with pytest.raises(ValueError, match=r"missing.*\[1\]"):
+        w.close()
+    assert not out.exists() and not (tmp_path / "m.pdf.part").exists()
