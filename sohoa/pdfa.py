@@ -24,8 +24,10 @@ What makes the file PDF/A-2b:
 No PDF/A validator installs from the package registries reachable here (veraPDF lives on Maven
 Central); ``tests/test_pdfa.py`` checks these points structurally.
 
-:func:`encode_page` chooses each page image's encoding (the scan's own JPEG when the page was not
-changed, CCITT G4 when the page is bitonal enough, otherwise JPEG at a quality that fits a byte budget).
+:func:`encode_page` chooses each page image's encoding: the scan's own JPEG when the page was not
+changed, CCITT G4 when the page is bitonal enough, otherwise JPEG q75 - or, over a byte budget (e.g.
+1.2 x the scan), lossless Flate if that fits, else JPEG 2000 at the budget's rate, else lower JPEG
+qualities. Pages may be added in any order (``index=``) and are ordered when the file is closed.
 """
 
 from __future__ import annotations
