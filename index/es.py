@@ -18,7 +18,7 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError, helpers
 
 from index.base import IndexBackend, IndexConfigError, IndexError_, IndexUnavailable, map_errors
 from index.rates_es import EsRegistry
-from sohoa.models import DocRecord, PageText, SearchHit, SearchQuery, SearchResults
+from sohoa.models import SEARCH_COUNT_CAP, DocRecord, PageText, SearchHit, SearchQuery, SearchResults
 from sohoa.text import exact_match, fold, nfc, parse_query, snippet
 
 EXACT_BOOST = 1000.0
@@ -223,6 +223,8 @@ class EsIndex(EsRegistry, IndexBackend):
         for field, val in (("dossier_code", query.dossier_code), ("kind", query.kind), ("unit", query.unit)):
             if val:
                 filters.append({"term": {field: nfc(val)}})
+        if query.document_id:
+            filters.append({"term": {"doc_id": query.document_id}})
         rng: dict[str, str] = {}
         if query.date_from:
             rng["gte"] = query.date_from[:10]
@@ -250,7 +252,9 @@ class EsIndex(EsRegistry, IndexBackend):
                 query=body_query,
                 from_=(page - 1) * size,
                 size=size,
-                track_total_hits=True,
+                # exact up to the cap, "gte" above: counting every match of a common word costs as much as
+                # the search; filters above are in filter context (no scoring, cached per segment)
+                track_total_hits=SEARCH_COUNT_CAP,
                 sort=[{"_score": "desc"}, {"doc_id": "asc"}, {"number": "asc"}],
             )
         hits = []
@@ -272,7 +276,12 @@ class EsIndex(EsRegistry, IndexBackend):
             )
         total = res["hits"]["total"]
         total_n = int(total["value"] if isinstance(total, dict) else total)
-        return SearchResults(query=pq.raw, total=total_n, page=page, size=size, hits=hits)
+        capped = total_n > SEARCH_COUNT_CAP or (
+            isinstance(total, dict) and total.get("relation") == "gte" and total_n >= SEARCH_COUNT_CAP
+        )
+        return SearchResults(
+            query=pq.raw, total=min(total_n, SEARCH_COUNT_CAP), page=page, size=size, hits=hits, total_capped=capped
+        )
 
     def refresh(self) -> None:
         self.es.indices.refresh(index=[self.docs, self.pages])

@@ -1,10 +1,25 @@
-"""SQLite FTS5 index (embedded default).
+"""SQLite FTS5 index (embedded default), built for a province: 1M+ pages.
 
-``pages_fts`` has two indexed columns: ``exact`` (the NFC text, diacritics kept) and ``folded``
-(the text with diacritics removed by :func:`sohoa.text.fold`); both use the ``unicode61``
-tokenizer with ``remove_diacritics 0`` so that only our own folding (which also maps ``đ``→``d``)
-applies. Pages that match the query words exactly rank first, then ``bm25`` with the exact
-column weighted above the folded one.
+``pages`` holds each page's NFC text once (snippets are cut from it). ``pages_fts`` is a *contentless*
+FTS5 table (``content=''``: no second copy of the text) with three indexed columns: ``exact`` (the NFC
+text, diacritics kept), ``folded`` (the text with diacritics removed by :func:`sohoa.text.fold`, which also
+maps ``đ``→``d``), both tokenized by ``unicode61`` with ``remove_diacritics 0`` so only our own folding
+applies, and ``meta`` (the document's filter tokens, :mod:`index.sqlite_search`; also stored in
+``pages.meta`` so a row can be deleted from the contentless table).
+
+Search (``search``): filters (document, dossier, kind, unit, unit scope, received date range) are terms of
+the FTS5 expression itself. Pages that match the query words *with* their diacritics (``exact`` column)
+rank first, then the others; inside each group ``bm25`` (exact column weighted 4×, folded 1×) ranks the
+``RANK_WINDOW`` most recently indexed matches (``ORDER BY rowid DESC LIMIT`` inside the FTS query, so only
+those are scored — a common word never scores every match); results past that window follow in newest-first
+order. When a group has at most ``RANK_WINDOW`` matches the ranking is over all of them. The total is exact
+up to :data:`sohoa.models.SEARCH_COUNT_CAP` and reported as "more than" above (``total_capped``).
+
+Schema change: a database whose ``pages_fts`` is of the earlier shape (a full-content table without
+``meta``) is **migrated in place** when opened: ``pages.meta`` is added and filled from ``documents``, and the
+FTS table is dropped and rebuilt from ``pages.text`` (no storage read; ``sohoa reindex`` stays the way to
+rebuild everything from storage). Pragmas: WAL, ``mmap_size``, a 64 MiB page cache, one connection per
+thread; :meth:`SqliteIndex.optimize` merges the FTS segments after a bulk load.
 """
 
 from __future__ import annotations
@@ -13,14 +28,22 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
+from index import sqlite_search as ss
 from index.base import IndexBackend, IndexError_, IndexUnavailable, map_errors
 from index.rates_sqlite import SqliteRegistry, migrate_registry, register_functions, unit_scope, unit_values_sql
-from sohoa.models import DocRecord, PageText, SearchHit, SearchQuery, SearchResults
+from sohoa.models import SEARCH_COUNT_CAP, DocRecord, PageText, SearchHit, SearchQuery, SearchResults
 from sohoa.text import fold, nfc, parse_query, snippet
 
-SCHEMA = """
+FTS_TABLE = """
+CREATE VIRTUAL TABLE IF NOT EXISTS pages_fts USING fts5(
+    exact, folded, meta, content = '', tokenize = 'unicode61 remove_diacritics 0'
+);"""
+
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS documents (
     id TEXT PRIMARY KEY,
     dossier_code TEXT NOT NULL,
@@ -39,19 +62,26 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE INDEX IF NOT EXISTS documents_dossier ON documents(dossier_code);
 CREATE INDEX IF NOT EXISTS documents_status ON documents(status);
 CREATE INDEX IF NOT EXISTS documents_sha ON documents(sha256);
+CREATE INDEX IF NOT EXISTS documents_received ON documents(received_at);
 CREATE TABLE IF NOT EXISTS pages (
     rowid INTEGER PRIMARY KEY,
     doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
     number INTEGER NOT NULL,
     text TEXT NOT NULL,
+    meta TEXT NOT NULL DEFAULT '',
     UNIQUE(doc_id, number)
 );
-CREATE VIRTUAL TABLE IF NOT EXISTS pages_fts USING fts5(
-    exact, folded, tokenize = 'unicode61 remove_diacritics 0'
-);
+"""
+    + FTS_TABLE
+    + """
 -- every unit value stored in documents or dossiers (unit scope, see index/rates_sqlite.py)
 CREATE TABLE IF NOT EXISTS unit_values (unit TEXT PRIMARY KEY) WITHOUT ROWID;
-""" + unit_values_sql("documents")
+"""
+    + unit_values_sql("documents")
+)
+
+RANK_WINDOW = 1000  # matches scored by bm25 per group (exact / folded-only); see the module docstring
+_META_COLS = ("dossier_code", "kind", "unit", "received_at")
 
 _DOC_COLS = (
     "id, dossier_code, kind, component, unit, filename, status, received_at, sha256, "
@@ -91,7 +121,13 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
         with self._lock, sqlite_errors():
             conn = self._conn()
             had_units = conn.execute("SELECT 1 FROM sqlite_master WHERE name='unit_values'").fetchone()
+            old_fts = conn.execute("SELECT sql FROM sqlite_master WHERE name='pages_fts'").fetchone()
+            migrate_fts = old_fts is not None and "meta" not in old_fts[0]
+            if migrate_fts:
+                self._drop_old_fts(conn)
             conn.executescript(SCHEMA)
+            if migrate_fts:
+                self._rebuild_fts(conn)
             stale = migrate_registry(conn)
             if not had_units:  # database from before the unit scope: the values already stored
                 conn.execute(
@@ -115,6 +151,9 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA mmap_size=1073741824")  # 1 GiB: index pages read from the OS cache, no copy
+            conn.execute("PRAGMA cache_size=-65536")  # 64 MiB per connection
+            conn.execute("PRAGMA temp_store=MEMORY")
             self._local.conn = conn
         return conn
 
@@ -143,29 +182,102 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
             [nfc(v) if isinstance(v, str) else v for v in d.values()],
         )
 
+    @staticmethod
+    def _drop_old_fts(conn: sqlite3.Connection) -> None:
+        """Earlier shape (full-content ``pages_fts``, no ``pages.meta``): drop it; :meth:`_rebuild_fts` refills."""
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("DROP TABLE pages_fts")
+        cols = [r[1] for r in conn.execute("PRAGMA table_info(pages)")]
+        if "meta" not in cols:
+            conn.execute("ALTER TABLE pages ADD COLUMN meta TEXT NOT NULL DEFAULT ''")
+        conn.execute("COMMIT")
+
+    @staticmethod
+    def _rebuild_fts(conn: sqlite3.Connection) -> None:
+        """Fill ``pages.meta`` from ``documents`` and ``pages_fts`` from ``pages`` (migration; one transaction)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            docs = conn.execute("SELECT id, dossier_code, kind, unit, received_at FROM documents").fetchall()
+            for d in docs:
+                conn.execute("UPDATE pages SET meta=? WHERE doc_id=?", (ss.meta_text(*d), d[0]))
+            cur = conn.execute("SELECT rowid, text, meta FROM pages")
+            while batch := cur.fetchmany(1000):
+                conn.executemany(
+                    "INSERT INTO pages_fts (rowid, exact, folded, meta) VALUES (?, ?, ?, ?)",
+                    [(r[0], r[1], ss.fast_fold(r[1]), r[2]) for r in batch],
+                )
+            conn.execute("INSERT INTO pages_fts (pages_fts) VALUES ('optimize')")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @staticmethod
+    def _fts_delete(db: sqlite3.Connection, rows: list[sqlite3.Row] | list[tuple[int, str, str]]) -> None:
+        # contentless table: a row is deleted by giving back the values it was indexed with
+        db.executemany(
+            "INSERT INTO pages_fts (pages_fts, rowid, exact, folded, meta) VALUES ('delete', ?, ?, ?, ?)",
+            [(r[0], r[1], ss.fast_fold(r[1]), r[2]) for r in rows],
+        )
+
     def _delete_pages(self, db: sqlite3.Connection, doc_id: str) -> None:
-        rowids = [r[0] for r in db.execute("SELECT rowid FROM pages WHERE doc_id=?", (doc_id,))]
-        for rid in rowids:
-            db.execute("DELETE FROM pages_fts WHERE rowid=?", (rid,))
+        self._fts_delete(db, db.execute("SELECT rowid, text, meta FROM pages WHERE doc_id=?", (doc_id,)).fetchall())
         db.execute("DELETE FROM pages WHERE doc_id=?", (doc_id,))
+
+    @staticmethod
+    def _meta(doc: DocRecord) -> str:
+        return ss.meta_text(doc.id, nfc(doc.dossier_code), nfc(doc.kind), nfc(doc.unit), nfc(doc.received_at))
+
+    def _insert_pages(self, db: sqlite3.Connection, doc: DocRecord, pages: list[PageText]) -> None:
+        meta = self._meta(doc)
+        for p in pages:
+            text = nfc(p.text)
+            cur = db.execute(
+                "INSERT INTO pages (doc_id, number, text, meta) VALUES (?, ?, ?, ?)", (doc.id, p.number, text, meta)
+            )
+            db.execute(
+                "INSERT INTO pages_fts (rowid, exact, folded, meta) VALUES (?, ?, ?, ?)",
+                (cur.lastrowid, text, ss.fast_fold(text), meta),
+            )
 
     def upsert_document(self, doc: DocRecord) -> None:
         with self._tx() as db:
             self._upsert(db, doc)
+            meta = self._meta(doc)
+            rows = db.execute(
+                "SELECT rowid, text, meta FROM pages WHERE doc_id=? AND meta<>?", (doc.id, meta)
+            ).fetchall()
+            if rows:  # filter fields changed: re-index the pages' filter tokens
+                self._fts_delete(db, rows)
+                db.execute("UPDATE pages SET meta=? WHERE doc_id=?", (meta, doc.id))
+                db.executemany(
+                    "INSERT INTO pages_fts (rowid, exact, folded, meta) VALUES (?, ?, ?, ?)",
+                    [(r[0], r[1], ss.fast_fold(r[1]), meta) for r in rows],
+                )
             self._refresh_flags(db, nfc(doc.dossier_code))
 
     def replace_pages(self, doc: DocRecord, pages: list[PageText]) -> None:
         with self._tx() as db:
             self._upsert(db, doc)
             self._delete_pages(db, doc.id)
-            for p in pages:
-                text = nfc(p.text)
-                cur = db.execute("INSERT INTO pages (doc_id, number, text) VALUES (?, ?, ?)", (doc.id, p.number, text))
-                db.execute(
-                    "INSERT INTO pages_fts (rowid, exact, folded) VALUES (?, ?, ?)",
-                    (cur.lastrowid, text, fold(text)),
-                )
+            self._insert_pages(db, doc, pages)
             self._refresh_flags(db, nfc(doc.dossier_code))
+
+    def bulk_replace_pages(self, items: list[tuple[DocRecord, list[PageText]]]) -> None:
+        """:meth:`replace_pages` for many documents in one transaction (bulk loads, ``reindex``, benches)."""
+        with self._tx() as db:
+            for doc, pages in items:
+                self._upsert(db, doc)
+                self._delete_pages(db, doc.id)
+                self._insert_pages(db, doc, pages)
+            for code in sorted({nfc(d.dossier_code) for d, _ in items}):
+                self._refresh_flags(db, code)
+
+    def optimize(self) -> None:
+        """Merge the FTS segments into one (after a bulk load: fewer segments = faster queries)."""
+        with self._tx() as db:
+            db.execute("INSERT INTO pages_fts (pages_fts) VALUES ('optimize')")
+            db.execute("PRAGMA optimize")
 
     def delete_document(self, doc_id: str) -> None:
         with self._tx() as db:
@@ -213,6 +325,66 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
     def page_count(self, doc_id: str) -> int:
         return int(self._conn().execute("SELECT count(*) FROM pages WHERE doc_id=?", (doc_id,)).fetchone()[0])
 
+    def _filter_terms(self, conn: sqlite3.Connection, query: SearchQuery) -> list[str] | None:
+        """The FTS5 terms of the query's filters (None: nothing can match)."""
+        terms: list[str] = []
+        for val, tok in (
+            (query.document_id, ss.doc_token),
+            (query.dossier_code, ss.dossier_token),
+            (query.kind, ss.kind_token),
+            (query.unit, ss.unit_token),
+        ):
+            if val:
+                terms.append(ss.any_of([tok(val)]))
+        if query.units is not None:
+            scope = ss.scope_tokens(query.units)
+            if not scope:
+                return None
+            terms.append(ss.any_of(scope))
+        if query.date_from or query.date_to:
+            lo, hi = conn.execute("SELECT min(received_at), max(received_at) FROM documents").fetchone()
+            if lo is None:
+                return None
+            start = max(query.date_from or "", lo[:10])
+            end = min(query.date_to or "9999-12-31", hi[:10])
+            try:
+                days = ss.date_tokens(date.fromisoformat(start), date.fromisoformat(end))
+            except ValueError:
+                return None
+            if not days:
+                return None
+            terms.append(ss.any_of(days))
+        return terms
+
+    @staticmethod
+    def _count(conn: sqlite3.Connection, match: str, cap: int) -> int:
+        """Matches of *match*, counting at most *cap* (walks the doclists, scores nothing)."""
+        sql = "SELECT count(*) FROM (SELECT rowid FROM pages_fts WHERE pages_fts MATCH ? LIMIT ?)"
+        return int(conn.execute(sql, (match, cap)).fetchone()[0])
+
+    @staticmethod
+    def _ranked(conn: sqlite3.Connection, match: str, offset: int, limit: int) -> list[tuple[int, float]]:
+        """Rows [offset, offset+limit) of one group: the RANK_WINDOW newest matches by bm25, then newest first."""
+        out: list[tuple[int, float]] = []
+        if offset < RANK_WINDOW:
+            window = conn.execute(
+                "SELECT rowid, bm25(pages_fts, 4.0, 1.0, 0.0) FROM pages_fts WHERE pages_fts MATCH ? "
+                "ORDER BY rowid DESC LIMIT ?",
+                (match, RANK_WINDOW),
+            ).fetchall()
+            window.sort(key=lambda r: (r[1], r[0]))
+            out = [(int(r[0]), float(r[1])) for r in window[offset : offset + limit]]
+            if len(window) < RANK_WINDOW:
+                return out
+        if len(out) < limit:
+            tail = conn.execute(
+                "SELECT rowid, bm25(pages_fts, 4.0, 1.0, 0.0) FROM pages_fts WHERE pages_fts MATCH ? "
+                "ORDER BY rowid DESC LIMIT ? OFFSET ?",
+                (match, limit - len(out), max(offset, RANK_WINDOW)),
+            ).fetchall()
+            out += [(int(r[0]), float(r[1])) for r in tail]
+        return out
+
     def search(self, query: SearchQuery) -> SearchResults:
         pq = parse_query(query.q)
         size = max(1, min(query.size, 100))
@@ -223,38 +395,32 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
             _fts_phrase([fold(w) for w in ph]) for ph in pq.phrases
         ]
         exact_parts = [_fts_phrase([t]) for t in pq.terms] + [_fts_phrase(list(ph)) for ph in pq.phrases]
-        match = "folded : (" + " AND ".join(folded_parts) + ")"
-        exact_match = "exact : (" + " AND ".join(exact_parts) + ")"
-        where = ["pages_fts MATCH ?"]
-        args: list[object] = [match]
-        for col, val in (("d.dossier_code", query.dossier_code), ("d.kind", query.kind), ("d.unit", query.unit)):
-            if val:
-                where.append(f"{col}=?")
-                args.append(nfc(val))
-        if query.date_from:
-            where.append("substr(d.received_at, 1, 10) >= ?")
-            args.append(query.date_from[:10])
-        if query.date_to:
-            where.append("substr(d.received_at, 1, 10) <= ?")
-            args.append(query.date_to[:10])
-        if query.units is not None:
-            cond, arg = unit_scope("d.unit", query.units)
-            where.append(cond)
-            args.append(arg)
-        base = (
-            "FROM pages_fts JOIN pages p ON p.rowid = pages_fts.rowid JOIN documents d ON d.id = p.doc_id "
-            "WHERE " + " AND ".join(where)
-        )
+        folded = "folded : (" + " AND ".join(folded_parts) + ")"
+        exact = "exact : (" + " AND ".join(exact_parts) + ")"
         conn = self._conn()
         try:
-            total = int(conn.execute(f"SELECT count(*) {base}", args).fetchone()[0])
-            rows = conn.execute(
-                f"SELECT p.doc_id, p.number, p.text, d.dossier_code, d.kind, d.component, d.unit, d.filename, "
-                f"bm25(pages_fts, 4.0, 1.0) AS score, "
-                f"(pages_fts.rowid IN (SELECT rowid FROM pages_fts WHERE pages_fts MATCH ?)) AS is_exact "
-                f"{base} ORDER BY is_exact DESC, score ASC, p.doc_id, p.number LIMIT ? OFFSET ?",
-                [exact_match, *args, size, (page - 1) * size],
-            ).fetchall()
+            filters = self._filter_terms(conn, query)
+            if filters is None:
+                return SearchResults(query=pq.raw, total=0, page=page, size=size, hits=[])
+            base = " AND ".join([folded, *filters])
+            exact_match = f"{base} AND {exact}"
+            rest_match = f"({base}) NOT ({exact})"
+            counted = self._count(conn, base, SEARCH_COUNT_CAP + 1)
+            offset = (page - 1) * size
+            picked = [(rid, sc, True) for rid, sc in self._ranked(conn, exact_match, offset, size)]
+            if len(picked) < size:  # the exact group ends on this page: the others follow
+                n_exact = self._count(conn, exact_match, offset + size)
+                rest = self._ranked(conn, rest_match, max(0, offset - n_exact), size - len(picked))
+                picked += [(rid, sc, False) for rid, sc in rest]
+            rows = {
+                r["rowid"]: r
+                for r in conn.execute(
+                    "SELECT p.rowid, p.doc_id, p.number, p.text, d.dossier_code, d.kind, d.component, d.unit, "
+                    "d.filename FROM pages p JOIN documents d ON d.id = p.doc_id "
+                    f"WHERE p.rowid IN ({', '.join('?' for _ in picked)})",
+                    [rid for rid, _, _ in picked],
+                )
+            }
         except sqlite3.OperationalError as e:
             raise IndexError_(f"search failed: {e}") from e
         hits = [
@@ -266,17 +432,21 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
                 unit=r["unit"],
                 filename=r["filename"],
                 page=r["number"],
-                score=round(-float(r["score"]), 4),
-                exact=bool(r["is_exact"]),
+                score=round(-score, 4),
+                exact=is_exact,
                 snippet=snippet(r["text"], pq),
             )
-            for r in rows
+            for rid, score, is_exact in picked
+            if (r := rows.get(rid)) is not None
         ]
-        return SearchResults(query=pq.raw, total=total, page=page, size=size, hits=hits)
+        capped = counted > SEARCH_COUNT_CAP
+        return SearchResults(
+            query=pq.raw, total=min(counted, SEARCH_COUNT_CAP), page=page, size=size, hits=hits, total_capped=capped
+        )
 
     def clear(self) -> None:
         with self._tx() as db:
-            db.execute("DELETE FROM pages_fts")
+            db.execute("INSERT INTO pages_fts (pages_fts) VALUES ('delete-all')")
             db.execute("DELETE FROM pages")
             db.execute("DELETE FROM documents")
             db.execute(

@@ -196,6 +196,9 @@ class PageText:
 
 MAX_QUERY_CHARS = 300  # a 30 KB query took 11 s on SQLite; real queries are a few words
 MAX_QUERY_WORDS = 32
+# Search totals are exact up to this many matches; above it a backend reports ``total=SEARCH_COUNT_CAP`` with
+# ``SearchResults.total_capped`` set ("hơn N kết quả"), so no query counts every match of a common word.
+SEARCH_COUNT_CAP = 10_000
 
 
 @dataclass
@@ -212,6 +215,8 @@ class SearchQuery:
     # one of these values (NFC, as stored: the codes and names of the caller's units and their sub-units).
     # An empty tuple matches nothing. Applied inside the index query, so totals and pages stay right.
     units: tuple[str, ...] | None = None
+    # Only the pages of this document (the page view's "pages that match" list).
+    document_id: str | None = None
 
     def __post_init__(self) -> None:
         """Refuse what cannot be a query (ValueError, message for the person who typed it)."""
@@ -260,11 +265,14 @@ class SearchResults:
     page: int
     size: int
     hits: list[SearchHit]
+    # True when more than ``total`` pages match (the count stopped at SEARCH_COUNT_CAP): "hơn N kết quả".
+    total_capped: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "query": self.query,
             "total": self.total,
+            "total_capped": self.total_capped,
             "page": self.page,
             "size": self.size,
             "hits": [h.to_dict() for h in self.hits],

@@ -15,11 +15,13 @@ from api.routes.search import run_search
 from api.ui import NAV, page
 from sohoa.auth import Principal
 from sohoa.context import page_key
-from sohoa.text import _WORD, fold, has_diacritics, nfc
+from sohoa.models import SearchQuery
+from sohoa.text import fold, has_diacritics, nfc
 from storage import NotFound
 
 router = APIRouter(include_in_schema=False)
 FILTERS = ("dossier_code", "kind", "unit", "date_from", "date_to")
+MAX_DOC_PAGES = 10_000  # bound on the matching-pages loop of the view (documents are at most 2,000 pages)
 
 
 def _group(hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -59,6 +61,23 @@ def home(
                 next_qs=urlencode({"q": q, **params, "page_no": page_no + 1}))  # fmt: skip
 
 
+def _matching_pages(request: Request, p: Principal, doc_id: str, q: str) -> list[int]:
+    """Pages of this document matching *q* (for n / p): the index searched with a document filter, not every
+    page text read from storage. Same matching rules as the search (diacritics-insensitive, phrases)."""
+    try:
+        sq = SearchQuery(q=nfc(q), units=p.scope, document_id=doc_id, size=100)
+    except ValueError:
+        return []
+    index = C(request).index
+    found: set[int] = set()
+    while True:
+        res = index.search(sq)
+        found.update(h.page for h in res.hits)
+        if len(res.hits) < sq.size or sq.page * sq.size >= MAX_DOC_PAGES:
+            return sorted(found)
+        sq.page += 1
+
+
 @router.get("/view/{doc_id}/{number}", response_class=HTMLResponse)
 def view(
     request: Request, doc_id: str, number: int, q: str = "", p: Principal = Depends(require("content.read", html=True))
@@ -74,13 +93,7 @@ def view(
 
     text = read(number, "txt")
     boxes = word_boxes(read(number, "hocr"), q) if q else []
-    wanted = query_words(q)
-    hit_pages = []
-    if wanted:  # pages of this document holding every query word (for n / p)
-        for pg in m.pages:
-            tokens = set(_WORD.findall(fold(nfc(read(pg.number, "txt"))).lower()))
-            if wanted <= tokens:
-                hit_pages.append(pg.number)
+    hit_pages = _matching_pages(request, p, doc_id, q) if query_words(q) else []
     audit(request, p, "page.read", target=f"{doc_id}/{number}", dossier=m.dossier_code, details={"what": "view"})
     info = next((x for x in m.pages if x.number == number), None)
     return page(request, p, "view.html", m=m, number=number, q=q, info=info, boxes=boxes,

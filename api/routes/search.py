@@ -25,6 +25,8 @@ def run_search(request: Request, p: Principal, q: str, **filters: Any) -> dict[s
     res = C(request).index.search(sq).to_dict()
     audit(request, p, "search", dossier=clean.get("dossier_code") or "",
           details={"q": sq.q, **{k: v for k, v in clean.items() if v}, "total": res["total"]})  # fmt: skip
+    total = f"{res['total']:,}".replace(",", ".")
+    res["total_text"] = f"hơn {total} kết quả" if res["total_capped"] else f"{total} kết quả"
     for h in res["hits"]:
         h["page_url"] = f"/documents/{h['document_id']}/pages/{h['page']}"
         h["view_url"] = f"/view/{h['document_id']}/{h['page']}"

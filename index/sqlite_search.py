@@ -1,0 +1,99 @@
+"""Helpers of the SQLite search at province scale (see :mod:`index.sqlite`).
+
+Document-level filters are pushed into the FTS5 query: every page row carries a ``meta`` column of
+filter tokens (dossier, kind, unit, unit-scope key, received year / month / day), so a filtered query
+is one FTS5 expression and never a join over every match. A received-date range becomes an ``OR`` of the
+fewest year, month and day tokens that cover it (at most ~90 tokens for any range).
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+from datetime import date, timedelta
+
+from sohoa.domain import scope_keys, unit_key
+from sohoa.text import fold, nfc
+
+
+def _h(prefix: str, value: str) -> str:
+    return prefix + hashlib.blake2b(value.encode("utf-8"), digest_size=8).hexdigest()
+
+
+def dossier_token(code: str) -> str:
+    return _h("c", nfc(code))
+
+
+def kind_token(kind: str) -> str:
+    return _h("k", nfc(kind))
+
+
+def unit_token(unit: str) -> str:
+    return _h("u", nfc(unit))
+
+
+def scope_token(key: str) -> str:
+    """Token of a unit-scope comparison key (:func:`sohoa.domain.unit_key`)."""
+    return _h("s", key)
+
+
+def doc_token(doc_id: str) -> str:
+    return _h("i", doc_id)
+
+
+def meta_text(doc_id: str, dossier_code: str, kind: str, unit: str, received_at: str) -> str:
+    """The ``meta`` column of a page of this document: its filter tokens, space separated."""
+    toks = [doc_token(doc_id), dossier_token(dossier_code), kind_token(kind), unit_token(unit)]
+    key = unit_key(unit) if unit else ""
+    if key:  # an empty unit is never in a scope (visible only to unrestricted callers)
+        toks.append(scope_token(key))
+    day = received_at[:10]
+    if len(day) == 10 and day[4] == "-" and day[7] == "-":
+        y, m, d = day[:4], day[5:7], day[8:10]
+        toks += [f"y{y}", f"m{y}{m}", f"d{y}{m}{d}"]
+    return " ".join(toks)
+
+
+def any_of(tokens: list[str]) -> str:
+    """FTS5 expression on the meta column matching any of *tokens* (``()`` matches nothing: caller handles)."""
+    return "meta : (" + " OR ".join(f'"{t}"' for t in tokens) + ")"
+
+
+def date_tokens(start: date, end: date) -> list[str]:
+    """Fewest ``y``/``m``/``d`` tokens covering the inclusive range [start, end]."""
+    out: list[str] = []
+    d = start
+    while d <= end:
+        if d.month == 1 and d.day == 1 and date(d.year, 12, 31) <= end:
+            out.append(f"y{d.year:04d}")
+            d = date(d.year + 1, 1, 1) if d.year < 9999 else end + timedelta(days=1)
+            continue
+        last = calendar.monthrange(d.year, d.month)[1]
+        if d.day == 1 and date(d.year, d.month, last) <= end:
+            out.append(f"m{d.year:04d}{d.month:02d}")
+            d = date(d.year, d.month, last) + timedelta(days=1)
+            continue
+        out.append(f"d{d.year:04d}{d.month:02d}{d.day:02d}")
+        d += timedelta(days=1)
+    return out
+
+
+def scope_tokens(units: tuple[str, ...]) -> list[str]:
+    return [scope_token(k) for k in scope_keys(units)]
+
+
+class _FoldTable(dict[int, int]):
+    """``str.translate`` table equal to :func:`sohoa.text.fold` (one character → one character), filled lazily."""
+
+    def __missing__(self, code: int) -> int:
+        folded = ord(fold(chr(code)))
+        self[code] = folded
+        return folded
+
+
+_FOLD = _FoldTable()
+
+
+def fast_fold(text: str) -> str:
+    """:func:`sohoa.text.fold` through ``str.translate`` (~30× faster on page-sized texts; same result)."""
+    return text.translate(_FOLD)

@@ -1,0 +1,172 @@
+"""Search at province scale (issue 15): capped counts, bounded ranking that keeps exact diacritics first,
+filters pushed into the FTS query, the document filter of the page view, and migration of an old index."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+import index.es as es_mod
+import index.sqlite as sqlite_mod
+from index import SearchIndex, open_index
+from index.sqlite import SqliteIndex
+from index.sqlite_search import date_tokens, fast_fold
+from sohoa.models import DocRecord, PageText, SearchQuery
+from sohoa.text import fold
+
+
+@pytest.fixture(params=["sqlite", "es"])
+def index(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterator[SearchIndex]:
+    if request.param == "sqlite":
+        ix = open_index(f"sqlite:///{tmp_path / 'index.sqlite3'}")
+    else:
+        ix = open_index(request.getfixturevalue("es_url"), es_prefix=f"test-{unique}")
+    yield ix
+    if request.param == "es":
+        ix.drop()  # type: ignore[attr-defined]
+    ix.close()
+
+
+def doc(
+    i: str, code: str = "000.00.06.H56-261105-0001", unit: str = "UBND xã A", received: str = "2026-11-05"
+) -> DocRecord:
+    return DocRecord(
+        id=i,
+        dossier_code=code,
+        kind="input",
+        component="Đơn",
+        unit=unit,
+        filename=f"{i}.pdf",
+        status="done",
+        received_at=f"{received}T08:00:00.000+00:00",
+        sha256=f"sha-{i}",
+        page_count=1,
+    )
+
+
+@pytest.mark.parametrize("n, capped", [(5, False), (8, True)])
+def test_count_is_capped_and_says_more_than(
+    index: SearchIndex, monkeypatch: pytest.MonkeyPatch, n: int, capped: bool
+) -> None:
+    monkeypatch.setattr(sqlite_mod, "SEARCH_COUNT_CAP", 5)
+    monkeypatch.setattr(es_mod, "SEARCH_COUNT_CAP", 5)
+    index.replace_pages(doc("a"), [PageText(k, f"trang {k} về hộ tịch") for k in range(1, n + 1)])
+    index.refresh()
+    res = index.search(SearchQuery(q="ho tich", size=3))
+    assert (res.total, res.total_capped) == (5, capped)
+    assert res.to_dict()["total_capped"] is capped
+    assert len(res.hits) == 3
+    seen = [h.page for p in (1, 2, 3) for h in index.search(SearchQuery(q="ho tich", size=3, page=p)).hits]
+    assert sorted(seen) == list(range(1, n + 1))  # every match still reachable past the cap
+
+
+def test_document_filter(index: SearchIndex) -> None:
+    index.replace_pages(doc("a"), [PageText(1, "quyết định giao đất"), PageText(2, "bìa"), PageText(3, "giao đất")])
+    index.replace_pages(doc("b"), [PageText(1, "quyết định giao đất")])
+    index.refresh()
+    res = index.search(SearchQuery(q="giao dat", document_id="a", size=100))
+    assert sorted(h.page for h in res.hits) == [1, 3] and res.total == 2
+    assert {h.document_id for h in index.search(SearchQuery(q="giao dat", document_id="b")).hits} == {"b"}
+    assert index.search(SearchQuery(q="giao dat", document_id="zzz")).total == 0
+
+
+def test_bounded_ranking_keeps_exact_diacritics_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exact page is the OLDEST row, outside the newest-first ranking window of the folded matches."""
+    monkeypatch.setattr(sqlite_mod, "RANK_WINDOW", 3)
+    ix = SqliteIndex(tmp_path / "i.db")
+    ix.replace_pages(doc("exact"), [PageText(1, "nộp hồ sơ tại bộ phận một cửa")])
+    for k in range(12):
+        ix.replace_pages(doc(f"f{k:02d}"), [PageText(1, "ho so ho so ho so khong dau " + "x " * k)])
+    res = ix.search(SearchQuery(q="hồ sơ", size=4))
+    assert res.total == 13
+    assert res.hits[0].document_id == "exact" and res.hits[0].exact
+    assert not any(h.exact for h in res.hits[1:])
+    # inside the window bm25 orders (shorter page = better); every page once over all result pages
+    assert [h.document_id for h in res.hits[1:]] == ["f09", "f10", "f11"]
+    seen = [h.document_id for p in range(1, 5) for h in ix.search(SearchQuery(q="hồ sơ", size=4, page=p)).hits]
+    assert sorted(seen) == sorted(["exact"] + [f"f{k:02d}" for k in range(12)])
+    assert seen[4:] == [f"f{k:02d}" for k in range(8, -1, -1)]  # past the window: newest first
+    ix.close()
+
+
+def test_filters_follow_document_updates(tmp_path: Path) -> None:
+    ix = SqliteIndex(tmp_path / "i.db")
+    ix.replace_pages(doc("a", unit="UBND xã A"), [PageText(1, "giấy chứng nhận")])
+    assert ix.search(SearchQuery(q="giay", unit="UBND xã A")).total == 1
+    ix.upsert_document(doc("a", unit="UBND xã B", received="2025-01-02"))
+    assert ix.search(SearchQuery(q="giay", unit="UBND xã A")).total == 0
+    assert ix.search(SearchQuery(q="giay", unit="UBND xã B")).total == 1
+    assert ix.search(SearchQuery(q="giay", units=("ubnd  XÃ b",))).total == 1
+    assert ix.search(SearchQuery(q="giay", units=("UBND xã A",))).total == 0
+    assert ix.search(SearchQuery(q="giay", date_from="2025-01-02", date_to="2025-01-02")).total == 1
+    assert ix.search(SearchQuery(q="giay", date_from="2026-01-01")).total == 0
+    ix.delete_document("a")
+    assert ix.search(SearchQuery(q="giay")).total == 0
+    ix.close()
+
+
+def test_date_tokens_cover_exactly() -> None:
+    rng = random.Random(3)
+    for _ in range(300):
+        a = date(2023, 1, 1) + timedelta(days=rng.randint(0, 1500))
+        b = a + timedelta(days=rng.randint(0, 900))
+        toks = set(date_tokens(a, b))
+        assert len(toks) <= 2 * (31 + 12) + (b.year - a.year + 1)
+        d = a - timedelta(days=40)
+        while d <= b + timedelta(days=40):
+            covered = bool({f"y{d.year}", f"m{d.year}{d.month:02d}", f"d{d:%Y%m%d}"} & toks)
+            assert covered == (a <= d <= b), (a, b, d)
+            d += timedelta(days=1)
+
+
+def test_fast_fold_equals_fold() -> None:
+    s = "Đơn ĐỀ NGHỊ cấp giấy chứng nhận quyền sử dụng đất — Ủy ban, ưu tiên, ơn, Ỹ ỹ, café, ß, 日本"
+    assert fast_fold(s) == fold(s)
+
+
+OLD_SCHEMA = """
+CREATE TABLE documents (
+    id TEXT PRIMARY KEY, dossier_code TEXT NOT NULL, kind TEXT NOT NULL, component TEXT NOT NULL DEFAULT '',
+    unit TEXT NOT NULL DEFAULT '', filename TEXT NOT NULL DEFAULT '', status TEXT NOT NULL,
+    received_at TEXT NOT NULL, sha256 TEXT NOT NULL DEFAULT '', page_count INTEGER NOT NULL DEFAULT 0,
+    mean_confidence REAL, processed_at TEXT, error TEXT
+);
+CREATE TABLE pages (
+    rowid INTEGER PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    number INTEGER NOT NULL, text TEXT NOT NULL, UNIQUE(doc_id, number)
+);
+CREATE VIRTUAL TABLE pages_fts USING fts5(exact, folded, tokenize = 'unicode61 remove_diacritics 0');
+"""
+
+
+def test_old_schema_is_migrated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(OLD_SCHEMA)
+    pages = {("a", 1): "Quyết định giao đất", ("a", 2): "bìa", ("b", 1): "hồ sơ đất đai"}
+    for i, unit, day in (("a", "UBND xã A", "2024-03-01"), ("b", "UBND xã B", "2025-06-01")):
+        conn.execute(
+            "INSERT INTO documents VALUES (?, 'HS-1', 'input', '', ?, '', 'done', ?, '', 1, NULL, NULL, NULL)",
+            (i, unit, f"{day}T08:00:00+07:00"),
+        )
+    for (i, n), text in pages.items():
+        cur = conn.execute("INSERT INTO pages (doc_id, number, text) VALUES (?, ?, ?)", (i, n, text))
+        conn.execute("INSERT INTO pages_fts (rowid, exact, folded) VALUES (?, ?, ?)", (cur.lastrowid, text, fold(text)))
+    conn.commit()
+    conn.close()
+    ix = SqliteIndex(path)
+    sql = ix._conn().execute("SELECT sql FROM sqlite_master WHERE name='pages_fts'").fetchone()[0]
+    assert "content = ''" in sql and "meta" in sql
+    assert ix.search(SearchQuery(q="dat")).total == 2
+    assert [h.document_id for h in ix.search(SearchQuery(q="dat", unit="UBND xã B")).hits] == ["b"]
+    assert [h.document_id for h in ix.search(SearchQuery(q="dat", date_to="2024-12-31")).hits] == ["a"]
+    assert ix.search(SearchQuery(q="đất")).hits[0].exact
+    ix.replace_pages(doc("a"), [PageText(1, "thay thế")])  # rows of the migrated table delete cleanly
+    assert ix.search(SearchQuery(q="dat")).total == 1
+    ix.close()
+    assert SqliteIndex(path).search(SearchQuery(q="thay the")).total == 1  # reopening: no second migration
