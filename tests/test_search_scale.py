@@ -4,6 +4,7 @@ filters pushed into the FTS query, the document filter of the page view, and mig
 from __future__ import annotations
 
 import random
+import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -170,3 +171,52 @@ def test_old_schema_is_migrated_in_place(tmp_path: Path) -> None:
     assert ix.search(SearchQuery(q="dat")).total == 1
     ix.close()
     assert SqliteIndex(path).search(SearchQuery(q="thay the")).total == 1  # reopening: no second migration
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, str, object]]:
+    from fastapi.testclient import TestClient
+
+    from api import create_app
+    from sohoa.settings import Settings
+
+    import fixtures
+    from deploy import CODE, authorize, wait_for
+
+    settings = Settings(data_dir=tmp_path_factory.mktemp("api") / "data")
+    with TestClient(create_app(settings)) as c:
+        authorize(c, settings)
+        r = c.post("/documents", data={"dossier_code": CODE, "kind": "input"},
+                   files=[("files", ("đơn.pdf", fixtures.two_page_pdf(), "application/pdf"))])  # fmt: skip
+        assert r.status_code == 202, r.text
+        doc_id = r.json()["documents"][0]["id"]
+        wait_for(lambda: c.get(f"/documents/{doc_id}").json()["status"] == "done", 180, what="OCR done")
+        yield c, doc_id, settings
+
+
+def test_page_view_lists_matching_pages_from_the_index(served: tuple[object, str, object]) -> None:
+    from storage import open_store
+
+    c, doc_id, settings = served
+    store = open_store(settings.storage_url)  # type: ignore[attr-defined]
+    # the view no longer reads every page's text from storage: with page 2's text gone, the index still knows
+    from sohoa.context import page_key
+
+    store.delete(page_key(doc_id, 2, "txt"))
+    store.close()
+    html = c.get(f"/view/{doc_id}/1?q=tran%20van%20binh").text  # type: ignore[attr-defined]
+    assert 'data-hit-pages="1,2"' in html, html
+    assert 'data-hit-pages="2"' in c.get(f"/view/{doc_id}/1?q=thua%20dat").text  # type: ignore[attr-defined]
+    assert 'data-hit-pages=""' in c.get(f"/view/{doc_id}/1?q=khong%20co%20dau").text  # type: ignore[attr-defined]
+
+
+def test_api_and_search_page_say_more_than(served: tuple[object, str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    c = served[0]
+    body = c.get("/search", params={"q": "tran van binh"}).json()  # type: ignore[attr-defined]
+    assert (body["total"], body["total_capped"], body["total_text"]) == (2, False, "2 kết quả")
+    monkeypatch.setattr(sqlite_mod, "SEARCH_COUNT_CAP", 1)
+    body = c.get("/search", params={"q": "tran van binh"}).json()  # type: ignore[attr-defined]
+    assert (body["total"], body["total_capped"], body["total_text"]) == (1, True, "hơn 1 kết quả")
+    assert len(body["hits"]) == 2
+    html = c.get("/", params={"q": "tran van binh"}).text  # type: ignore[attr-defined]
+    assert re.search(r'<p id="summary">hơn 1 trang khớp', html), html
