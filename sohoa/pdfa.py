@@ -36,6 +36,7 @@ import functools
 import hashlib
 import io
 import os
+import threading
 import unicodedata
 import zlib
 from dataclasses import dataclass, field
@@ -496,6 +497,7 @@ class ArchiveWriter:
         self._offsets: dict[int, int] = {}
         self._next = 1
         self._kids: dict[int, int] = {}  # page index -> page object number
+        self._lock = threading.Lock()
         self._closed = False
         seed = f"{meta.doc_id}|{meta.dossier_code}|{_xmp_date(meta.created)}".encode()
         self._id = hashlib.md5(seed, usedforsecurity=False).hexdigest().upper()
@@ -588,14 +590,25 @@ class ArchiveWriter:
         written as they finish, in any order; default: after the pages added so far. The page tree
         is ordered by index at :meth:`close`, which requires the indexes 0..n-1 each once.
         """
+        if image.array is not None:
+            image = encode_page(image.array)
+        with self._lock:  # pages may come from several threads; encoding above is outside the lock
+            self._write_page(image, words, words_frame, size_pt, index)
+
+    def _write_page(
+        self,
+        image: PageImage,
+        words: list[Word],
+        words_frame: tuple[int, int],
+        size_pt: tuple[float, float],
+        index: int | None,
+    ) -> None:
         if self._closed:
             raise ValueError("the archive is closed")
         if index is None:
             index = len(self._kids)
         if index < 0 or index in self._kids:
             raise ValueError(f"page index {index} already written or negative")
-        if image.array is not None:
-            image = encode_page(image.array)
         assert image.encoded is not None
         d: dict[str, Any] = {
             "Type": _n("XObject"),
@@ -635,6 +648,10 @@ class ArchiveWriter:
 
     def close(self) -> None:
         """Write the page tree, catalogue, information dictionary and cross-references; publish the file."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self._closed:
             return
         if not self._kids or sorted(self._kids) != list(range(len(self._kids))):

@@ -6,10 +6,12 @@ from __future__ import annotations
 import io
 import re
 import subprocess
+import time
 import unicodedata
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -380,3 +382,32 @@ def test_missing_or_repeated_page_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"missing.*\[1\]"):
         w.close()
     assert not out.exists() and not (tmp_path / "m.pdf.part").exists()
+
+
+def test_pages_from_several_threads(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    class Yielding:  # the file, but every write lets other threads run first (as a slow disk would)
+        def __init__(self, f: Any) -> None:
+            self.f = f
+
+        def write(self, data: bytes) -> int:
+            time.sleep(0.0005)
+            return int(self.f.write(data))
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.f, name)
+
+    out = tmp_path / "t.pdf"
+    page = photo_page()
+    with ArchiveWriter(out, META) as w, ThreadPoolExecutor(4) as pool:
+        w._f = Yielding(w._f)  # type: ignore[assignment]
+        words = [[Word(f"trang{k}", (50, 50, 300, 100), 0)] for k in range(16)]
+        jobs = [
+            pool.submit(w.add_page, PageImage(array=page), words[k], (600, 800), (288.0, 384.0), k) for k in range(16)
+        ]
+        for job in jobs:
+            job.result()
+    with pikepdf.open(out) as pdf:
+        assert len(pdf.pages) == 16 and pdf.check_pdf_syntax() == []
+    assert [norm(p) for p in pdftotext(out).split("\f")[:16]] == [f"trang{k}" for k in range(16)]
