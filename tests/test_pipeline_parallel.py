@@ -32,10 +32,14 @@ from deploy import authorize
 CODE = "000.00.06.H56-261105-0001"
 
 
-def _doc(ctx: Context, tmp_path: Path, pages: int, name: str = "doc.pdf", blank: tuple[int, ...] = ()) -> str:
+def _doc(
+    ctx: Context, tmp_path: Path, pages: int, name: str = "doc.pdf", blank: tuple[int, ...] = (), first: int = 0
+) -> str:
     texts = list(TEXTS.values())
     imgs = [
-        Image.new("L", (1654, 2339), 255) if p + 1 in blank else render_page(texts[p % len(texts)], 200, skew=p * 0.6)
+        Image.new("L", (1654, 2339), 255)
+        if p + 1 in blank
+        else render_page(texts[(first + p) % len(texts)], 200, skew=p * 0.6)
         for p in range(pages)
     ]
     path = tmp_path / name
@@ -139,7 +143,7 @@ def test_page_routes_serve_the_preview_and_old_documents_still_display(tmp_path:
         process_document(ctx, doc)
         m = ctx.load_manifest(doc)
         assert m.status == "done" and m.pages[0].width > 1600
-        legacy = _doc(ctx, tmp_path, 1, "old.pdf")  # the layout of documents processed before previews
+        legacy = _doc(ctx, tmp_path, 1, "old.pdf", first=1)  # the layout of documents processed before previews
         process_document(ctx, legacy)
         big = Image.new("L", (m.pages[0].width, m.pages[0].height), 255)
         buf = io.BytesIO()
@@ -185,3 +189,33 @@ def test_blank_pages_are_listed_not_kept_unless_asked(tmp_path: Path, keep: bool
         assert ctx.store.get_bytes(m.original_key)  # the original keeps every page
     finally:
         ctx.close()
+
+
+def test_a_small_document_is_not_held_back_behind_a_large_one() -> None:
+    """Two documents share the page pool: the large one holds at most 2 × workers pages in it, so a small
+    document started while it runs is done after a few of its pages, not after all of them."""
+    from workers.pages import SourcePage
+
+    page = render_page(list(TEXTS.values())[1], 150)
+    settings = pagepool.ocr.OcrSettings()
+    done: list[str] = []
+    lock = threading.Lock()
+    started = threading.Event()
+
+    def tasks(name: str, n: int) -> Any:
+        for k in range(1, n + 1):
+            yield pagepool.PageTask.make(SourcePage(k, page.copy(), 150, "gray"), 150, settings, 200, False)
+
+    def run(name: str, n: int) -> None:
+        for out in pagepool.PageRunner(2).run(tasks(name, n), lambda: None):
+            with lock:
+                done.append(f"{name}{out.source}")
+            started.set()
+
+    big = threading.Thread(target=run, args=("big", 10))
+    big.start()
+    assert started.wait(600)
+    run("small", 1)
+    big.join()
+    # big1 done; then at most the window (4) of big pages queued before small1, and one refill racing it
+    assert done.index("small1") <= 6 < len(done) - 1, done
