@@ -204,6 +204,8 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=1_000_000)
     ap.add_argument("--db", default="", help="index file (default: a temporary file, removed after)")
     ap.add_argument("--reuse", action="store_true", help="query the existing --db without building")
+    ap.add_argument("--optimize", action="store_true", help="with --reuse: merge the FTS segments first (timed)")
+    ap.add_argument("--sizes", action="store_true", help="print the FTS / pages table sizes (scans the whole file)")
     ap.add_argument("--seed", type=int, default=15)
     a = ap.parse_args()
     path = a.db or f"/tmp/sohoa-search-bench-{os.getpid()}.db"
@@ -214,10 +216,20 @@ def main() -> None:
     if not a.reuse:
         secs, made, t_ins = build(ix, a.pages, a.seed)
         print(f"built {made:,} pages in {secs:,.0f} s (insert {t_ins} s + optimize): {made / secs:,.0f} pages/s")
-    ix._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    n = ix._conn().execute("SELECT count(*) FROM pages").fetchone()[0]
-    fts = ix._conn().execute("SELECT sum(pgsize) FROM dbstat WHERE name LIKE 'pages_fts%'").fetchone()[0]
-    print(f"index: {n:,} pages, {size_on_disk(path) / 1e9:.2f} GB on disk ({path}); FTS tables {fts / 1e9:.2f} GB")
+    elif a.optimize:
+        t = time.perf_counter()
+        ix.optimize()
+        print(f"optimize: {time.perf_counter() - t:,.0f} s")
+    if not a.reuse or a.optimize:
+        ix._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    n = ix._conn().execute("SELECT max(rowid) FROM pages").fetchone()[0] or 0
+    print(f"index: ~{n:,} pages, {size_on_disk(path) / 1e9:.2f} GB on disk ({path})")
+    if a.sizes:
+        for name, size in ix._conn().execute(
+            "SELECT CASE WHEN name LIKE 'pages_fts%' THEN 'FTS5 (pages_fts*)' ELSE name END AS n, sum(pgsize) "
+            "FROM dbstat GROUP BY n ORDER BY 2 DESC LIMIT 6"
+        ):
+            print(f"  {name:28} {size / 1e9:6.2f} GB")
     qs = queries(ix, a.seed)
     run(ix, {k: v[:5] for k, v in qs.items()}, 1)  # warm the cache a little
     results: dict[int, dict[str, list[float]]] = {}

@@ -9,10 +9,13 @@ applies, and ``meta`` (the document's filter tokens, :mod:`index.sqlite_search`;
 
 Search (``search``): filters (document, dossier, kind, unit, unit scope, received date range) are terms of
 the FTS5 expression itself. Pages that match the query words *with* their diacritics (``exact`` column)
-rank first, then the others; inside each group ``bm25`` (exact column weighted 4×, folded 1×) ranks the
-``RANK_WINDOW`` most recently indexed matches (``ORDER BY rowid DESC LIMIT`` inside the FTS query, so only
-those are scored — a common word never scores every match); results past that window follow in newest-first
-order. When a group has at most ``RANK_WINDOW`` matches the ranking is over all of them. The total is exact
+rank first, then the others. Inside each group the ``RANK_WINDOW`` most recently indexed matches
+(``ORDER BY rowid DESC LIMIT`` inside the FTS query: rowids only, nothing scored) are ordered by ``bm25`` over
+the query's *informative* phrases — those on at most ``RANK_DF_MAX`` pages — computed for that window's rowid
+range only; results past the window follow newest first. FTS5's ``bm25`` counts every page holding each
+phrase it scores (for the IDF), so a common word (which adds next to nothing to bm25) is never scored; a query
+of common words only is ordered newest first. When a group has at most ``RANK_WINDOW`` matches the ranking
+covers all of them. The total is exact
 up to :data:`sohoa.models.SEARCH_COUNT_CAP` and reported as "more than" above (``total_capped``).
 
 Schema change: a database whose ``pages_fts`` is of the earlier shape (a full-content table without
@@ -80,7 +83,8 @@ CREATE TABLE IF NOT EXISTS unit_values (unit TEXT PRIMARY KEY) WITHOUT ROWID;
     + unit_values_sql("documents")
 )
 
-RANK_WINDOW = 1000  # matches scored by bm25 per group (exact / folded-only); see the module docstring
+RANK_WINDOW = 1000  # newest matches ranked per group (exact / folded-only); see the module docstring
+RANK_DF_MAX = 5000  # a query phrase on more pages than this is left out of the bm25 scoring (see _rank_match)
 _META_COLS = ("dossier_code", "kind", "unit", "received_at")
 
 _DOC_COLS = (
@@ -362,27 +366,52 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
         sql = "SELECT count(*) FROM (SELECT rowid FROM pages_fts WHERE pages_fts MATCH ? LIMIT ?)"
         return int(conn.execute(sql, (match, cap)).fetchone()[0])
 
-    @staticmethod
-    def _ranked(conn: sqlite3.Connection, match: str, offset: int, limit: int) -> list[tuple[int, float]]:
-        """Rows [offset, offset+limit) of one group: the RANK_WINDOW newest matches by bm25, then newest first."""
+    def _rank_match(self, conn: sqlite3.Connection, phrases: list[str]) -> str | None:
+        """FTS5 expression of the query phrases informative enough to rank by (at most RANK_DF_MAX pages each).
+
+        FTS5's ``bm25`` first counts the pages holding each phrase of the expression it scores (its IDF), a walk
+        over the whole doclist of a common word: 60 ms at 200k pages. A phrase on more than RANK_DF_MAX pages
+        weighs next to nothing in bm25 anyway (IDF ≤ ln(N / RANK_DF_MAX)), so it is left out of the scoring.
+        """
+        rare = [ph for ph in phrases if self._count(conn, f"folded : ({ph})", RANK_DF_MAX + 1) <= RANK_DF_MAX]
+        return "folded : (" + " OR ".join(rare) + ")" if rare else None
+
+    def _ranked(
+        self, conn: sqlite3.Connection, match: str, rank_match: str | None, offset: int, limit: int
+    ) -> list[tuple[int, float]]:
+        """Rows [offset, offset+limit) of one group: the RANK_WINDOW newest matches ordered by bm25 over the
+        informative phrases (*rank_match*; newest first when there are none), then the older ones newest first."""
         out: list[tuple[int, float]] = []
         if offset < RANK_WINDOW:
-            window = conn.execute(
-                "SELECT rowid, bm25(pages_fts, 4.0, 1.0, 0.0) FROM pages_fts WHERE pages_fts MATCH ? "
-                "ORDER BY rowid DESC LIMIT ?",
-                (match, RANK_WINDOW),
-            ).fetchall()
-            window.sort(key=lambda r: (r[1], r[0]))
-            out = [(int(r[0]), float(r[1])) for r in window[offset : offset + limit]]
+            window = [
+                int(r[0])
+                for r in conn.execute(
+                    "SELECT rowid FROM pages_fts WHERE pages_fts MATCH ? ORDER BY rowid DESC LIMIT ?",
+                    (match, RANK_WINDOW),
+                )
+            ]
+            scores: dict[int, float] = {}
+            if rank_match and window:
+                # every window row holds every phrase: scoring the rank phrases over the window's rowid range
+                # scores each window row (and a few others, ignored)
+                scores = {
+                    int(r[0]): float(r[1])
+                    for r in conn.execute(
+                        "SELECT rowid, bm25(pages_fts, 4.0, 1.0, 0.0) FROM pages_fts "
+                        "WHERE pages_fts MATCH ? AND rowid BETWEEN ? AND ?",
+                        (rank_match, window[-1], window[0]),
+                    )
+                }
+            ranked = sorted(((rid, scores.get(rid, 0.0)) for rid in window), key=lambda r: (r[1], -r[0]))
+            out = ranked[offset : offset + limit]
             if len(window) < RANK_WINDOW:
                 return out
         if len(out) < limit:
             tail = conn.execute(
-                "SELECT rowid, bm25(pages_fts, 4.0, 1.0, 0.0) FROM pages_fts WHERE pages_fts MATCH ? "
-                "ORDER BY rowid DESC LIMIT ? OFFSET ?",
+                "SELECT rowid FROM pages_fts WHERE pages_fts MATCH ? ORDER BY rowid DESC LIMIT ? OFFSET ?",
                 (match, limit - len(out), max(offset, RANK_WINDOW)),
             ).fetchall()
-            out += [(int(r[0]), float(r[1])) for r in tail]
+            out += [(int(r[0]), 0.0) for r in tail]
         return out
 
     def search(self, query: SearchQuery) -> SearchResults:
@@ -406,11 +435,12 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
             exact_match = f"{base} AND {exact}"
             rest_match = f"({base}) NOT ({exact})"
             counted = self._count(conn, base, SEARCH_COUNT_CAP + 1)
+            rank_match = self._rank_match(conn, folded_parts) if counted else None
             offset = (page - 1) * size
-            picked = [(rid, sc, True) for rid, sc in self._ranked(conn, exact_match, offset, size)]
+            picked = [(rid, sc, True) for rid, sc in self._ranked(conn, exact_match, rank_match, offset, size)]
             if len(picked) < size:  # the exact group ends on this page: the others follow
                 n_exact = self._count(conn, exact_match, offset + size)
-                rest = self._ranked(conn, rest_match, max(0, offset - n_exact), size - len(picked))
+                rest = self._ranked(conn, rest_match, rank_match, max(0, offset - n_exact), size - len(picked))
                 picked += [(rid, sc, False) for rid, sc in rest]
             rows = {
                 r["rowid"]: r
