@@ -18,8 +18,9 @@
    search in), since pdftotext's own layout analysis may order side-by-side blocks differently.
 2. Memory: one child process per run writes N pages (a real page's image and words, the bytes
    copied per page as if new) with the streaming ArchiveWriter, and - for 300 pages - the previous
-   assembly (one PDF per page, concatenated by pikepdf as workers/process.py did): peak RSS
-   (ru_maxrss) and its growth over the process after imports, pages/s, file size.
+   assembly (one PDF per page, concatenated by pikepdf as workers/process.py did): resident memory
+   before the first page and the highest sampled while writing (every 25 pages, around the save),
+   the process's peak (ru_maxrss, which includes import-time transients), pages/s, file size.
 The machine is shared with other work (2 cores): times are noisy; sizes, CER and RSS are not.
 """
 
@@ -187,14 +188,17 @@ def child_memory(n: int, mode: str, sample: Path) -> None:
     with open(sample, "rb") as fh:
         image, words, frame, dpi = pickle.load(fh)
     base = current_rss_mb()
+    during = base
     out = Path(tempfile.mkdtemp(prefix="pdfa-mem-")) / "doc.pdf"
     size_pt = (frame[0] * 72 / dpi, frame[1] * 72 / dpi)
     t = time.perf_counter()
     if mode == "stream":
         with ArchiveWriter(out, META) as w:
-            for _ in range(n):
+            for k in range(n):
                 img = PageImage(**{**image.__dict__, "encoded": bytes(bytearray(image.encoded))})
                 w.add_page(img, words, frame, size_pt)
+                if k % 25 == 0:
+                    during = max(during, current_rss_mb())
     else:  # the previous assembly: one PDF per page on disk, concatenated by pikepdf
         import pikepdf
 
@@ -207,13 +211,16 @@ def child_memory(n: int, mode: str, sample: Path) -> None:
             opened = [pikepdf.open(p) for p in pages]
             for src in opened:
                 doc.pages.extend(src.pages)
+            during = max(during, current_rss_mb())
             doc.save(out)
+            during = max(during, current_rss_mb())
             for src in opened:
                 src.close()
     dt = time.perf_counter() - t
     size = out.stat().st_size
-    peak = rss_mb()
-    print(f"{mode:8} {n:6d} pages  peak RSS {peak:7.1f} MB (before page 1: {base:6.1f}, growth {peak - base:6.1f})"
+    during = max(during, current_rss_mb())
+    print(f"{mode:8} {n:6d} pages  RSS before page 1 {base:6.1f} MB, max while writing {during:6.1f} MB "
+          f"(+{during - base:5.1f}), process peak {rss_mb():6.1f} MB"
           f"  {n / dt:7.1f} pages/s  {size / 1e6:8.1f} MB")  # fmt: skip
     for p in out.parent.iterdir():
         p.unlink()
