@@ -62,6 +62,11 @@ def cer_counts(text: str, gt: str) -> tuple[int, int]:
     return Levenshtein.distance(norm(text), g), len(g)
 
 
+def _label(p: Path) -> str:
+    """*p* relative to the evaluation set when it is in it (sets may also be given as other folders)."""
+    return str(p.relative_to(EVAL)) if p.is_relative_to(EVAL) else str(p)
+
+
 def rss_mb() -> float:
     """Peak resident memory of this process so far (MB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -153,12 +158,12 @@ def page_sizes(args: argparse.Namespace) -> Path | None:
         errs["pdf"][1] += n
         for k in tot:
             tot[k] += sizes[k]
-        key = str(f.parent.relative_to(EVAL))
+        key = _label(f.parent)
         per_set.setdefault(key, [0, 0])
         per_set[key][0] += inp
         per_set[key][1] += sizes["auto"]
         kinds[auto.kind] = kinds.get(auto.kind, 0) + 1
-        print(f"{str(f.relative_to(EVAL)):44} {inp:9d} {sizes['auto']:9d} {sizes['jpeg75']:9d} {sizes['g4']:8d} "
+        print(f"{_label(f):44} {inp:9d} {sizes['auto']:9d} {sizes['jpeg75']:9d} {sizes['g4']:8d} "
               f"{sizes['original']:9d} {sizes['auto'] / inp:7.2f} {auto.kind:16} {100 * e_text / n:8.3f} "
               f"{100 * e_pdf / n:8.3f} {100 * (e_pdf - e_text) / n:+6.3f} "
               f"{100 * (e_raw - e_text) / n:+6.3f} {t_auto:5.2f}")  # fmt: skip
