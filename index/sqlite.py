@@ -346,7 +346,9 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
                 return None
             terms.append(ss.any_of(scope))
         if query.date_from or query.date_to:
-            lo, hi = conn.execute("SELECT min(received_at), max(received_at) FROM documents").fetchone()
+            # two statements: each uses the received_at index (min and max together scan the table)
+            lo = conn.execute("SELECT min(received_at) FROM documents").fetchone()[0]
+            hi = conn.execute("SELECT max(received_at) FROM documents").fetchone()[0]
             if lo is None:
                 return None
             start = max(query.date_from or "", lo[:10])
@@ -435,7 +437,10 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
             exact_match = f"{base} AND {exact}"
             rest_match = f"({base}) NOT ({exact})"
             counted = self._count(conn, base, SEARCH_COUNT_CAP + 1)
-            rank_match = self._rank_match(conn, folded_parts) if counted else None
+            if len(folded_parts) == 1 and not filters:  # the count is that phrase's page count
+                rank_match = f"folded : ({folded_parts[0]})" if 0 < counted <= RANK_DF_MAX else None
+            else:
+                rank_match = self._rank_match(conn, folded_parts) if counted else None
             offset = (page - 1) * size
             picked = [(rid, sc, True) for rid, sc in self._ranked(conn, exact_match, rank_match, offset, size)]
             if len(picked) < size:  # the exact group ends on this page: the others follow
