@@ -58,6 +58,7 @@ FONT_NAME = "SohoaGlyphLess"
 _EM = 1000
 _GLYPH_WIDTH = 500  # of _EM: every glyph of the glyphless font
 _ASCENT, _DESCENT = 800, -200  # a line's box from its baseline: 0.8 em up, 0.2 em down
+_FONT_DATE = 3_847_392_000  # the glyphless font's head dates (seconds since 1904): 2025-12-01
 
 
 # --- the page image -----------------------------------------------------------------------------------
@@ -273,6 +274,8 @@ def glyphless_font() -> bytes:
     fb.setupNameTable({"familyName": FONT_NAME, "styleName": "Regular", "psName": FONT_NAME})
     fb.setupOS2(sTypoAscender=_ASCENT, sTypoDescender=_DESCENT, usWinAscent=_ASCENT, usWinDescent=-_DESCENT)
     fb.setupPost()
+    fb.updateHead(created=_FONT_DATE, modified=_FONT_DATE)  # the same bytes on every run
+    fb.font.recalcTimestamp = False
     out = io.BytesIO()
     fb.save(out)
     return out.getvalue()
