@@ -368,3 +368,14 @@ def test_undecodable_image_falls_back_to_rendering(tmp_path: Path) -> None:
     p = as_pdf(tmp_path, out.getvalue())
     (page,) = pages(p, render_dpi=72)
     assert "rendered at 72 dpi" in page.colour_mode
+
+
+def test_rotate_inherited_from_the_page_tree(tmp_path: Path) -> None:
+    pdf = pikepdf.open(io.BytesIO(built_pdf(pattern(), (600, 0, 0, 840, 0, 0), (600, 840))))
+    pdf.Root.Pages.Rotate = 90  # on the /Pages node, not on the page
+    out = io.BytesIO()
+    pdf.save(out)
+    p = as_pdf(tmp_path, out.getvalue())
+    (page,) = pages(p)
+    assert page.image.size == (840, 600)
+    assert_taken_as_shown(p, page)
