@@ -508,23 +508,31 @@ def test_worker_never_decodes_a_scan_above_the_budget(tmp_path: Path) -> None:
 
 
 def test_ocr_never_upscales_a_page_above_the_budget() -> None:
-    """The OCR upscales pages below 250 dpi to 300 dpi: a 6000×6000 px PNG saying 72 dpi (36 MP, within the
-    budget) would become 625 MP. Such a page is handed to the OCR as 250 dpi (no upscaling)."""
+    """The OCR upscales pages below 250 dpi towards 300 dpi, capped at 40 MP: within the default budget a
+    low-dpi page keeps its dpi (the OCR's cap keeps it in); under a smaller budget a page whose upscaling
+    would pass it is handed to the OCR as 250 dpi (no upscaling)."""
     import numpy as np
 
     import ocr
-    from workers.pages import OCR_UPSCALE_BELOW, OCR_UPSCALE_TO, ocr_input_dpi
+    from workers.pages import OCR_MAX_PIXELS, OCR_UPSCALE_BELOW, OCR_UPSCALE_TO, ocr_input_dpi
 
     page = np.zeros((100, 100), np.uint8)  # the numbers pinned to what ocr.normalize_dpi does
     assert ocr.normalize_dpi(page, OCR_UPSCALE_BELOW - 1)[1] == OCR_UPSCALE_TO
     assert ocr.normalize_dpi(page, OCR_UPSCALE_BELOW)[0].shape == (100, 100)
+    assert ocr.OcrSettings().max_pixels == OCR_MAX_PIXELS
+    a4_72 = np.zeros((2339, 1654), np.uint8)
+    up, dpi = ocr.normalize_dpi(a4_72, 72)
+    assert up.size <= OCR_MAX_PIXELS and dpi == 232  # upscaled only as far as its cap
 
     budget = 40_000_000
-    assert ocr_input_dpi((6000, 6000), 72, budget) == 250
-    assert ocr_input_dpi((6292, 6292), 151, budget) == 250  # the huge PDF page rendered at 151 dpi
-    assert ocr_input_dpi((1240, 1754), 150, budget) == 150  # A4 at 150 dpi: upscaled to 8.7 MP, fine
+    assert ocr_input_dpi((1654, 2339), 72, budget) == 72  # the OCR's own cap keeps it within the budget
+    assert ocr_input_dpi((6292, 6292), 151, budget) == 151  # the huge PDF page rendered at 151 dpi
     assert ocr_input_dpi((2480, 3508), 300, budget) == 300
     assert ocr_input_dpi((6000, 6000), None, budget) is None
+    small = 8_000_000
+    assert ocr_input_dpi((6000, 6000), 72, small) == 250
+    assert ocr_input_dpi((1654, 2339), 72, small) == 250
+    assert ocr_input_dpi((1000, 1400), 150, small) == 150  # upscaled to 5.6 MP: within the budget
 
 
 def test_low_dpi_scan_is_read_within_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

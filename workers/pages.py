@@ -28,8 +28,8 @@ from sohoa.formats.raster import RasterFormat
 from sohoa.settings import DEFAULT_MAX_PAGE_PIXELS
 
 __all__ = [
-    "OCR_UPSCALE_BELOW", "OCR_UPSCALE_TO", "PIL_DEFAULT_MAX_IMAGE_PIXELS", "PageSourceError", "SourcePage",
-    "ensure_pil_guard", "iter_pages", "ocr_input_dpi", "open_scan", "pdf_page_count", "pdf_render_dpi",
+    "OCR_MAX_PIXELS", "OCR_UPSCALE_BELOW", "OCR_UPSCALE_TO", "PIL_DEFAULT_MAX_IMAGE_PIXELS", "PageSourceError",
+    "SourcePage", "ensure_pil_guard", "iter_pages", "ocr_input_dpi", "open_scan", "pdf_page_count", "pdf_render_dpi",
 ]  # fmt: skip
 
 
@@ -45,19 +45,21 @@ def open_scan(path: Path, fmt: str | None) -> Iterator[Image.Image]:
         yield im
 
 
-# ocr.stages.normalize_dpi upscales a page scanned below 250 dpi to 300 dpi before cleaning it
-# (tests/test_hardening.py pins these two numbers to its behaviour).
-OCR_UPSCALE_BELOW, OCR_UPSCALE_TO = 250, 300
+# ocr.stages.normalize_dpi upscales a page scanned below 250 dpi to 300 dpi before cleaning it, to at most
+# OcrSettings.max_pixels (40 MP, what the worker passes) (tests/test_hardening.py pins these numbers).
+OCR_UPSCALE_BELOW, OCR_UPSCALE_TO, OCR_MAX_PIXELS = 250, 300, 40_000_000
 
 
 def ocr_input_dpi(size: tuple[int, int], dpi: int | None, max_page_pixels: int) -> int | None:
     """The dpi to give ``ocr.process_page`` for a page of ``size`` pixels scanned at ``dpi``.
 
-    The OCR upscales a low-dpi page to 300 dpi: a 6000×6000 px scan that says 72 dpi (36 MP, within the
-    budget) would become 25000×25000 px (625 MP). When that would exceed the budget the page is given as
-    250 dpi, the lowest the OCR reads without upscaling; otherwise its own dpi.
+    The OCR upscales a low-dpi page towards 300 dpi but never above its own cap of 40 MP: when the page
+    budget is at least that (the default), the page stays within the budget on its own and keeps its dpi
+    (a 72-dpi A4 page is upscaled to 40 MP, ≈232 dpi, rather than read at 72). Under a smaller budget, a
+    page whose upscaling would exceed it is handed on as 250 dpi, the lowest the OCR reads without
+    upscaling. (Once the worker gives the OCR the budget as its cap, this can return ``dpi`` always.)
     """
-    if not dpi or dpi >= OCR_UPSCALE_BELOW:
+    if not dpi or dpi >= OCR_UPSCALE_BELOW or max_page_pixels >= OCR_MAX_PIXELS:
         return dpi
     f = OCR_UPSCALE_TO / dpi
     if math.ceil(size[0] * f) * math.ceil(size[1] * f) <= max_page_pixels:
