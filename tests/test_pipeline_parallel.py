@@ -212,10 +212,11 @@ def test_a_small_document_is_not_held_back_behind_a_large_one() -> None:
                 done.append(f"{name}{out.source}")
             started.set()
 
-    big = threading.Thread(target=run, args=("big", 10))
+    big = threading.Thread(target=run, args=("big", 12))
     big.start()
     assert started.wait(600)
     run("small", 1)
     big.join()
-    # big1 done; then at most the window (4) of big pages queued before small1, and one refill racing it
-    assert done.index("small1") <= 6 < len(done) - 1, done
+    # big1 done; then at most the window (4) of big pages queued before small1, and a few refills racing it on a
+    # loaded machine (unbounded: all 12 before it)
+    assert done.index("small1") <= 8 < len(done) - 1, done
