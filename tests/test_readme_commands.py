@@ -71,6 +71,7 @@ COVERED = {
     "sohoa cover": "test_scanning_station",
     "sohoa ingest chong-ho-so.pdf --split": "test_scanning_station",
     "sohoa watch may-quet --split": "test_scanning_station",
+    "sohoa ingest ca-sang/ --recursive": "test_operator_ingest_folder_tree_sidecars_and_duplicates",
     "sohoa unit import don-vi.csv": "test_accounts_units_tokens_and_audit",
     "sohoa user add lan.nguyen": "test_accounts_units_tokens_and_audit",
     "sohoa user list": "test_accounts_units_tokens_and_audit",
@@ -84,6 +85,11 @@ COVERED = {
     ".venv/bin/python bench/ocr_speed.py": "test_benchmarks_run",
     ".venv/bin/python bench/pipeline_speed.py": "test_benchmarks_run",
     ".venv/bin/python bench/report_speed.py": "test_benchmarks_run",
+    ".venv/bin/python bench/search_speed.py": "test_benchmarks_run",
+    ".venv/bin/python bench/pdf_archive.py": "test_benchmarks_run",
+    ".venv/bin/python bench/pdf_pages.py": "test_benchmarks_run",
+    ".venv/bin/python bench/stack_split.py": "test_benchmarks_run",
+    ".venv/bin/python bench/pipeline_memory.py": "test_benchmarks_run",
 }
 
 
@@ -441,8 +447,13 @@ def test_demo_script_processes_the_batch_and_serves(tmp_path: Path) -> None:
     [
         ("bench/ocr_quality.py", ["--sets", str(OCR_DATA), "--configs", "raw-best", "sohoa", "--limit", "1"]),
         ("bench/ocr_speed.py", ["--set", str(OCR_DATA), "--pages", "1", "--jobs", "1"]),
-        ("bench/pipeline_speed.py", ["--docs", "1", "--pages", "1", "--threads", "1"]),
+        ("bench/pipeline_speed.py", ["--pages", "2", "--docs", "2", "--doc-pages", "1", "--no-redis"]),
+        ("bench/pipeline_memory.py", ["--pages", "5", "10"]),
         ("bench/report_speed.py", ["--n", "2000", "--runs", "1"]),
+        ("bench/search_speed.py", ["--pages", "2000"]),
+        ("bench/pdf_archive.py", ["--sets", str(OCR_DATA), "--limit", "1", "--memory", "20"]),
+        ("bench/pdf_pages.py", ["--pages", "2", "--rounds", "1"]),
+        ("bench/stack_split.py", ["--pages", "20"]),
     ],
 )
 def test_benchmarks_run(work: Workdir, tmp_path: Path, script: str, small: list[str]) -> None:
@@ -539,3 +550,24 @@ def test_scanning_station(work: Workdir, tmp_path: Path) -> None:
             assert ctx.index.list_documents(dossier_code=code), code
     finally:
         ctx.close()
+
+
+def test_operator_ingest_folder_tree_sidecars_and_duplicates(work: Workdir) -> None:
+    tree = work.cwd / "ca-sang"
+    (tree / "chieu").mkdir(parents=True)
+    (tree / "giấy ủy quyền.png").write_bytes(fixtures.png_scan(["GIẤY ỦY QUYỀN", "Người ủy quyền: Lê Thị Hoa"]))
+    (tree / "chieu" / "bản sao CCCD.png").write_bytes(fixtures.png_scan(["CĂN CƯỚC CÔNG DÂN", "Số 038190001234"]))
+    (tree / "Thumbs.db").write_bytes(b"\0" * 64)
+    (tree / "ghi chú.txt").write_text("máy quét 2", encoding="utf-8")
+    r = work.run(readme("sohoa ingest ca-sang/ --recursive"))
+    assert r.code == 0, r.out
+    assert re.search(r"summary: 2 file\(s\), 2 new, 0 duplicate, 0 rejected, 2 ignored; 2 page\(s\) uploaded in "
+                     r"[\d.]+ s \([\d.,]+ pages/min, --jobs 4\)", r.out), r.out  # fmt: skip
+    again = work.run(readme("sohoa ingest ca-sang/ --recursive"))  # the same scans again: nothing stored twice
+    assert again.code == 0 and "2 file(s), 0 new, 2 duplicate" in again.out and "OCR:" not in again.out, again.out
+    flat = work.run(["sohoa", "ingest", "ca-sang/", "--dossier", CODE, "--kind", "input"])  # no --recursive
+    assert flat.code == 0 and "chieu" in flat.out and "--recursive" in flat.out, flat.out
+    bad = work.run(["sohoa", "ingest", "ca-sang/", "--dossier", "not a code", "--kind", "input"])
+    assert bad.code == 1 and "rejected 1" in bad.out, bad.out  # the file is refused (1); usage errors are 2
+    usage = work.run(["sohoa", "ingest", "ca-sang/", "--kind", "sideways"])
+    assert usage.code == 2, usage.out

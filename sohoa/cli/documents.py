@@ -171,8 +171,11 @@ def cmd_ingest(rt: Runtime, args: argparse.Namespace) -> int:
             if m.blank_pages:
                 console.print(f"blank pages left out of {m.filename}: {', '.join(map(str, m.blank_pages))} "
                               "(kept in the original)", highlight=False)  # fmt: skip
-        done = sum(m.page_count for m in ms)
-        console.print(f"OCR: {done} page(s) in {ocr_s:.1f} s ({_per_min(done, ocr_s)} pages/min)", highlight=False)
+        new = {a.manifest.id for a in accepted if not a.duplicate}
+        done = sum(m.page_count for m in ms if m.id in new)
+        if new:  # duplicates were processed before: their pages are not this run's work
+            console.print(f"OCR: {done} page(s) in {ocr_s:.1f} s ({_per_min(done, ocr_s)} pages/min)",
+                          highlight=False)  # fmt: skip
     else:
         for a in accepted:
             console.print(f"{a.manifest.id}  {a.manifest.status}  {a.manifest.filename}")
