@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import ocr
 from ocr import pipeline as _pipeline
 from ocr.textlayer import Word, corrected_words
-from sohoa.pdfa import PageImage, encode_page
+from sohoa.pdfa import EncodeSettings, PageImage, encode_page
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
     from workers.pages import SourcePage
 
 PREVIEW_QUALITY = 75
+# JPEG 2000 (OpenJPEG) costs 2–8 s a page, more than the page's OCR: over budget the worker lowers the JPEG
+# quality instead
+WORKER_ENCODING = EncodeSettings(jpx_fallback=False)
 # ocr.blank.classify_blank takes ~1.6 s on a full A4 text page (30 % of its OCR): a page read as this many
 # words at this mean confidence has content and is not looked at (bleed-through reads as few, doubtful words)
 BLANK_CHECK_WORDS = 20
@@ -170,7 +173,7 @@ def ocr_page(task: PageTask) -> PageOutput:
         "tables": res.tables,
     }
     preview = preview_jpeg(res.image)
-    encoded = encode_page(res.image, None, task.budget)
+    encoded = encode_page(res.image, None, task.budget, WORKER_ENCODING)
     h, w = res.image.shape[:2]
     dpi = res.dpi or 300
     words = corrected_words(res.hocr, res.text)
