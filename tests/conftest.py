@@ -53,6 +53,21 @@ def s3_url(srv: servers.S3Server, bucket: str | None = None) -> str:
     return f"s3://{srv.access_key}:{srv.secret_key}@{srv.endpoint}/{bucket}?region={srv.region}"
 
 
+@pytest.fixture(params=["sqlite", "es"])
+def index(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterator[object]:
+    """The search index contract's two backends: SQLite FTS5 and Elasticsearch (a fresh prefix per test)."""
+    from index import open_index
+
+    if request.param == "sqlite":
+        ix = open_index(f"sqlite:///{tmp_path / 'index.sqlite3'}")
+    else:
+        ix = open_index(request.getfixturevalue("es_url"), es_prefix=f"test-{unique}")
+    yield ix
+    if request.param == "es":
+        ix.drop()  # type: ignore[attr-defined]
+    ix.close()
+
+
 @pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:10]

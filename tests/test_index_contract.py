@@ -3,25 +3,9 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-
-from index import SearchIndex, open_index
+from index import SearchIndex
 from sohoa.models import DocRecord, PageText, SearchQuery
-
-
-@pytest.fixture(params=["sqlite", "es"])
-def index(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterator[SearchIndex]:
-    if request.param == "sqlite":
-        ix = open_index(f"sqlite:///{tmp_path / 'index.sqlite3'}")
-    else:
-        ix = open_index(request.getfixturevalue("es_url"), es_prefix=f"test-{unique}")
-    yield ix
-    if request.param == "es":
-        ix.drop()  # type: ignore[attr-defined]
-    ix.close()
 
 
 def doc(

@@ -14,23 +14,11 @@ import pytest
 
 import index.es as es_mod
 import index.sqlite as sqlite_mod
-from index import SearchIndex, open_index
+from index import SearchIndex
 from index.sqlite import SqliteIndex
 from index.sqlite_search import date_tokens, fast_fold
 from sohoa.models import DocRecord, PageText, SearchQuery
 from sohoa.text import fold
-
-
-@pytest.fixture(params=["sqlite", "es"])
-def index(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterator[SearchIndex]:
-    if request.param == "sqlite":
-        ix = open_index(f"sqlite:///{tmp_path / 'index.sqlite3'}")
-    else:
-        ix = open_index(request.getfixturevalue("es_url"), es_prefix=f"test-{unique}")
-    yield ix
-    if request.param == "es":
-        ix.drop()  # type: ignore[attr-defined]
-    ix.close()
 
 
 def doc(
