@@ -208,7 +208,7 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
             while batch := cur.fetchmany(1000):
                 conn.executemany(
                     "INSERT INTO pages_fts (rowid, exact, folded, meta) VALUES (?, ?, ?, ?)",
-                    [(r[0], r[1], ss.fast_fold(r[1]), r[2]) for r in batch],
+                    [(r[0], r[1], fold(r[1]), r[2]) for r in batch],
                 )
             conn.execute("INSERT INTO pages_fts (pages_fts) VALUES ('optimize')")
         except BaseException:
@@ -221,7 +221,7 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
         # contentless table: a row is deleted by giving back the values it was indexed with
         db.executemany(
             "INSERT INTO pages_fts (pages_fts, rowid, exact, folded, meta) VALUES ('delete', ?, ?, ?, ?)",
-            [(r[0], r[1], ss.fast_fold(r[1]), r[2]) for r in rows],
+            [(r[0], r[1], fold(r[1]), r[2]) for r in rows],
         )
 
     def _delete_pages(self, db: sqlite3.Connection, doc_id: str) -> None:
@@ -241,7 +241,7 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
             )
             db.execute(
                 "INSERT INTO pages_fts (rowid, exact, folded, meta) VALUES (?, ?, ?, ?)",
-                (cur.lastrowid, text, ss.fast_fold(text), meta),
+                (cur.lastrowid, text, fold(text), meta),
             )
 
     def upsert_document(self, doc: DocRecord) -> None:
@@ -256,7 +256,7 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
                 db.execute("UPDATE pages SET meta=? WHERE doc_id=?", (meta, doc.id))
                 db.executemany(
                     "INSERT INTO pages_fts (rowid, exact, folded, meta) VALUES (?, ?, ?, ?)",
-                    [(r[0], r[1], ss.fast_fold(r[1]), meta) for r in rows],
+                    [(r[0], r[1], fold(r[1]), meta) for r in rows],
                 )
             self._refresh_flags(db, nfc(doc.dossier_code))
 

@@ -13,7 +13,7 @@ import hashlib
 from datetime import date, timedelta
 
 from sohoa.domain import scope_keys, unit_key
-from sohoa.text import fold, nfc
+from sohoa.text import nfc
 
 
 def _h(prefix: str, value: str) -> str:
@@ -80,20 +80,3 @@ def date_tokens(start: date, end: date) -> list[str]:
 
 def scope_tokens(units: tuple[str, ...]) -> list[str]:
     return [scope_token(k) for k in scope_keys(units)]
-
-
-class _FoldTable(dict[int, int]):
-    """``str.translate`` table equal to :func:`sohoa.text.fold` (one character → one character), filled lazily."""
-
-    def __missing__(self, code: int) -> int:
-        folded = ord(fold(chr(code)))
-        self[code] = folded
-        return folded
-
-
-_FOLD = _FoldTable()
-
-
-def fast_fold(text: str) -> str:
-    """:func:`sohoa.text.fold` through ``str.translate`` (~30× faster on page-sized texts; same result)."""
-    return text.translate(_FOLD)
