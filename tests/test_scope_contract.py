@@ -461,19 +461,8 @@ def test_unscoped_calls_are_unchanged(ix: SearchIndex) -> None:
 
 
 # -- an empty index, and a SQLite database from before the scope ------------------------------------
-@pytest.fixture(params=["sqlite", "es"])
-def empty(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SearchIndex]:
-    if request.param == "sqlite":
-        ix = open_index(f"sqlite:///{tmp_path_factory.mktemp('empty') / 'index.sqlite3'}")
-    else:
-        ix = open_index(request.getfixturevalue("es_url"), es_prefix=f"scope-e-{uuid.uuid4().hex[:10]}")
-    yield ix
-    if request.param == "es":
-        ix.drop()  # type: ignore[attr-defined]
-    ix.close()
-
-
-def test_scoped_calls_on_an_empty_index(empty: SearchIndex) -> None:
+def test_scoped_calls_on_an_empty_index(index: SearchIndex) -> None:
+    empty = index  # conftest's fresh index on each backend
     q3 = parse_period("quarter:2026-Q3")
     for units in (SCOPE_A, ()):
         assert empty.search(SearchQuery(q=Q, units=units)).total == 0
