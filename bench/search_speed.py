@@ -78,13 +78,15 @@ class TextGen:
         return "\n".join(out)
 
 
-def build(ix: SqliteIndex, n_pages: int, seed: int) -> tuple[float, int, int]:
-    gen = TextGen(seed)
-    rng = random.Random(seed)
-    made = docs = 0
+def build(ix: SqliteIndex, n_pages: int, seed: int, first_doc: int = 0) -> tuple[float, int, int]:
+    """Add *n_pages* pages in documents numbered after *first_doc* (0: a new index; else appended)."""
+    gen = TextGen(seed + first_doc)
+    rng = random.Random(seed + first_doc)
+    made = 0
+    docs = first_doc
     batch: list[tuple[DocRecord, list[PageText]]] = []
     t0 = time.perf_counter()
-    dossier = 0
+    dossier = first_doc  # dossier numbers stay unique when appending (fewer dossiers than documents)
     while made < n_pages:
         dossier += 1
         unit = rng.choice(UNITS)
@@ -204,6 +206,8 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=1_000_000)
     ap.add_argument("--db", default="", help="index file (default: a temporary file, removed after)")
     ap.add_argument("--reuse", action="store_true", help="query the existing --db without building")
+    ap.add_argument("--append", type=int, default=0, help="with --reuse: first add this many pages (then optimize)")
+    ap.add_argument("--no-query", action="store_true", help="build (or append) only; query later with --reuse")
     ap.add_argument("--optimize", action="store_true", help="with --reuse: merge the FTS segments first (timed)")
     ap.add_argument("--sizes", action="store_true", help="print the FTS / pages table sizes (scans the whole file)")
     ap.add_argument("--seed", type=int, default=15)
@@ -213,14 +217,17 @@ def main() -> None:
         for suffix in ("", "-wal", "-shm"):
             Path(path + suffix).unlink(missing_ok=True)
     ix = SqliteIndex(path)
-    if not a.reuse:
-        secs, made, t_ins = build(ix, a.pages, a.seed)
+    if not a.reuse or a.append:
+        first = 0
+        if a.reuse:
+            first = int(ix._conn().execute("SELECT max(CAST(substr(id, 2) AS INTEGER)) FROM documents").fetchone()[0])
+        secs, made, t_ins = build(ix, a.append or a.pages, a.seed, first)
         print(f"built {made:,} pages in {secs:,.0f} s (insert {t_ins} s + optimize): {made / secs:,.0f} pages/s")
     elif a.optimize:
         t = time.perf_counter()
         ix.optimize()
         print(f"optimize: {time.perf_counter() - t:,.0f} s")
-    if not a.reuse or a.optimize:
+    if not a.reuse or a.optimize or a.append:
         ix._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
     n = ix._conn().execute("SELECT max(rowid) FROM pages").fetchone()[0] or 0
     print(f"index: ~{n:,} pages, {size_on_disk(path) / 1e9:.2f} GB on disk ({path})")
@@ -230,6 +237,9 @@ def main() -> None:
             "FROM dbstat GROUP BY n ORDER BY 2 DESC LIMIT 6"
         ):
             print(f"  {name:28} {size / 1e9:6.2f} GB")
+    if a.no_query:
+        ix.close()
+        return
     qs = queries(ix, a.seed)
     run(ix, {k: v[:5] for k, v in qs.items()}, 1)  # warm the cache a little
     results: dict[int, dict[str, list[float]]] = {}

@@ -1,14 +1,15 @@
 """SQLite FTS5 index (embedded default), built for a province: 1M+ pages.
 
 ``pages`` holds each page's NFC text once (snippets are cut from it). ``pages_fts`` is a *contentless*
-FTS5 table (``content=''``: no second copy of the text) with three indexed columns: ``exact`` (the NFC
-text, diacritics kept), ``folded`` (the text with diacritics removed by :func:`sohoa.text.fold`, which also
-maps ``đ``→``d``), both tokenized by ``unicode61`` with ``remove_diacritics 0`` so only our own folding
+FTS5 table (``content=''``: no second copy of the text) with three indexed columns: ``literal`` (the NFC
+words, diacritics kept, each marked with :data:`index.sqlite_search.MARK` so they have their own doclists,
+apart from the folded words), ``folded`` (the text with diacritics removed by :func:`sohoa.text.fold`, which
+also maps ``đ``→``d``), both tokenized by ``unicode61`` with ``remove_diacritics 0`` so only our own folding
 applies, and ``meta`` (the document's filter tokens, :mod:`index.sqlite_search`; also stored in
 ``pages.meta`` so a row can be deleted from the contentless table).
 
 Search (``search``): filters (document, dossier, kind, unit, unit scope, received date range) are terms of
-the FTS5 expression itself. Pages that match the query words *with* their diacritics (``exact`` column)
+the FTS5 expression itself. Pages that match the query words *with* their diacritics (``literal`` column)
 rank first, then the others. Inside each group the ``RANK_WINDOW`` most recently indexed matches
 (``ORDER BY rowid DESC LIMIT`` inside the FTS query: rowids only, nothing scored) are ordered by ``bm25`` over
 the query's *informative* phrases — those on at most ``RANK_DF_MAX`` pages — computed for that window's rowid
@@ -18,11 +19,12 @@ of common words only is ordered newest first. When a group has at most ``RANK_WI
 covers all of them. The total is exact
 up to :data:`sohoa.models.SEARCH_COUNT_CAP` and reported as "more than" above (``total_capped``).
 
-Schema change: a database whose ``pages_fts`` is of the earlier shape (a full-content table without
-``meta``) is **migrated in place** when opened: ``pages.meta`` is added and filled from ``documents``, and the
-FTS table is dropped and rebuilt from ``pages.text`` (no storage read; ``sohoa reindex`` stays the way to
-rebuild everything from storage). Pragmas: WAL, ``mmap_size``, a 64 MiB page cache, one connection per
-thread; :meth:`SqliteIndex.optimize` merges the FTS segments after a bulk load.
+Schema changes: a database whose ``pages_fts`` is of an earlier shape (a full-content table without
+``meta``; or contentless with an unmarked ``exact`` column) is **migrated in place** when opened: ``pages.meta``
+is added and filled from ``documents`` if missing, and the FTS table is dropped and rebuilt from ``pages.text``
+(no storage read; ``sohoa reindex`` stays the way to rebuild everything from storage). Pragmas: WAL,
+``mmap_size``, a 64 MiB page cache, one connection per thread; :meth:`SqliteIndex.optimize` merges the FTS
+segments after a bulk load.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from sohoa.text import fold, nfc, parse_query, snippet
 
 FTS_TABLE = """
 CREATE VIRTUAL TABLE IF NOT EXISTS pages_fts USING fts5(
-    exact, folded, meta, content = '', tokenize = 'unicode61 remove_diacritics 0'
+    literal, folded, meta, content = '', tokenize = 'unicode61 remove_diacritics 0'
 );"""
 
 SCHEMA = (
@@ -97,6 +99,18 @@ def _fts_phrase(words: tuple[str, ...] | list[str]) -> str:
     return '"' + " ".join(w.replace('"', "") for w in words) + '"'
 
 
+def _literal_phrase(words: tuple[str, ...] | list[str]) -> str:
+    return '"' + ss.literal_text(" ".join(words)) + '"'
+
+
+def _fts_cols(text: str) -> tuple[str, str]:
+    """The ``literal`` and ``folded`` columns of a page's NFC text."""
+    return ss.literal_text(text), fold(text)
+
+
+_FTS_INSERT = "INSERT INTO pages_fts (rowid, literal, folded, meta) VALUES (?, ?, ?, ?)"
+
+
 _TRANSIENT = ("locked", "busy", "disk i/o", "unable to open", "disk is full", "readonly database")
 
 
@@ -126,12 +140,12 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
             conn = self._conn()
             had_units = conn.execute("SELECT 1 FROM sqlite_master WHERE name='unit_values'").fetchone()
             old_fts = conn.execute("SELECT sql FROM sqlite_master WHERE name='pages_fts'").fetchone()
-            migrate_fts = old_fts is not None and "meta" not in old_fts[0]
+            migrate_fts = old_fts is not None and "literal" not in old_fts[0]
             if migrate_fts:
-                self._drop_old_fts(conn)
+                fill_meta = self._drop_old_fts(conn)
             conn.executescript(SCHEMA)
             if migrate_fts:
-                self._rebuild_fts(conn)
+                self._rebuild_fts(conn, fill_meta)
             stale = migrate_registry(conn)
             if not had_units:  # database from before the unit scope: the values already stored
                 conn.execute(
@@ -187,29 +201,31 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
         )
 
     @staticmethod
-    def _drop_old_fts(conn: sqlite3.Connection) -> None:
-        """Earlier shape (full-content ``pages_fts``, no ``pages.meta``): drop it; :meth:`_rebuild_fts` refills."""
+    def _drop_old_fts(conn: sqlite3.Connection) -> bool:
+        """Earlier shapes of ``pages_fts`` — full-content without ``meta`` (and no ``pages.meta``), or contentless
+        with an ``exact`` column sharing its tokens with ``folded`` — are dropped; :meth:`_rebuild_fts` refills.
+        Returns whether ``pages.meta`` must be filled too."""
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("DROP TABLE pages_fts")
         cols = [r[1] for r in conn.execute("PRAGMA table_info(pages)")]
         if "meta" not in cols:
             conn.execute("ALTER TABLE pages ADD COLUMN meta TEXT NOT NULL DEFAULT ''")
         conn.execute("COMMIT")
+        return "meta" not in cols
 
     @staticmethod
-    def _rebuild_fts(conn: sqlite3.Connection) -> None:
-        """Fill ``pages.meta`` from ``documents`` and ``pages_fts`` from ``pages`` (migration; one transaction)."""
+    def _rebuild_fts(conn: sqlite3.Connection, fill_meta: bool) -> None:
+        """Fill ``pages.meta`` from ``documents`` (if asked) and ``pages_fts`` from ``pages`` (migration; one
+        transaction)."""
         conn.execute("BEGIN IMMEDIATE")
         try:
-            docs = conn.execute("SELECT id, dossier_code, kind, unit, received_at FROM documents").fetchall()
-            for d in docs:
-                conn.execute("UPDATE pages SET meta=? WHERE doc_id=?", (ss.meta_text(*d), d[0]))
+            if fill_meta:
+                docs = conn.execute("SELECT id, dossier_code, kind, unit, received_at FROM documents").fetchall()
+                for d in docs:
+                    conn.execute("UPDATE pages SET meta=? WHERE doc_id=?", (ss.meta_text(*d), d[0]))
             cur = conn.execute("SELECT rowid, text, meta FROM pages")
             while batch := cur.fetchmany(1000):
-                conn.executemany(
-                    "INSERT INTO pages_fts (rowid, exact, folded, meta) VALUES (?, ?, ?, ?)",
-                    [(r[0], r[1], fold(r[1]), r[2]) for r in batch],
-                )
+                conn.executemany(_FTS_INSERT, [(r[0], *_fts_cols(r[1]), r[2]) for r in batch])
             conn.execute("INSERT INTO pages_fts (pages_fts) VALUES ('optimize')")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -220,8 +236,8 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
     def _fts_delete(db: sqlite3.Connection, rows: list[sqlite3.Row] | list[tuple[int, str, str]]) -> None:
         # contentless table: a row is deleted by giving back the values it was indexed with
         db.executemany(
-            "INSERT INTO pages_fts (pages_fts, rowid, exact, folded, meta) VALUES ('delete', ?, ?, ?, ?)",
-            [(r[0], r[1], fold(r[1]), r[2]) for r in rows],
+            "INSERT INTO pages_fts (pages_fts, rowid, literal, folded, meta) VALUES ('delete', ?, ?, ?, ?)",
+            [(r[0], *_fts_cols(r[1]), r[2]) for r in rows],
         )
 
     def _delete_pages(self, db: sqlite3.Connection, doc_id: str) -> None:
@@ -239,10 +255,7 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
             cur = db.execute(
                 "INSERT INTO pages (doc_id, number, text, meta) VALUES (?, ?, ?, ?)", (doc.id, p.number, text, meta)
             )
-            db.execute(
-                "INSERT INTO pages_fts (rowid, exact, folded, meta) VALUES (?, ?, ?, ?)",
-                (cur.lastrowid, text, fold(text), meta),
-            )
+            db.execute(_FTS_INSERT, (cur.lastrowid, *_fts_cols(text), meta))
 
     def upsert_document(self, doc: DocRecord) -> None:
         with self._tx() as db:
@@ -254,10 +267,7 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
             if rows:  # filter fields changed: re-index the pages' filter tokens
                 self._fts_delete(db, rows)
                 db.execute("UPDATE pages SET meta=? WHERE doc_id=?", (meta, doc.id))
-                db.executemany(
-                    "INSERT INTO pages_fts (rowid, exact, folded, meta) VALUES (?, ?, ?, ?)",
-                    [(r[0], r[1], fold(r[1]), meta) for r in rows],
-                )
+                db.executemany(_FTS_INSERT, [(r[0], *_fts_cols(r[1]), meta) for r in rows])
             self._refresh_flags(db, nfc(doc.dossier_code))
 
     def replace_pages(self, doc: DocRecord, pages: list[PageText]) -> None:
@@ -425,9 +435,9 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
         folded_parts = [_fts_phrase([fold(t)]) for t in pq.terms] + [
             _fts_phrase([fold(w) for w in ph]) for ph in pq.phrases
         ]
-        exact_parts = [_fts_phrase([t]) for t in pq.terms] + [_fts_phrase(list(ph)) for ph in pq.phrases]
+        exact_parts = [_literal_phrase([t]) for t in pq.terms] + [_literal_phrase(ph) for ph in pq.phrases]
         folded = "folded : (" + " AND ".join(folded_parts) + ")"
-        exact = "exact : (" + " AND ".join(exact_parts) + ")"
+        exact = "literal : (" + " AND ".join(exact_parts) + ")"
         conn = self._conn()
         try:
             filters = self._filter_terms(conn, query)

@@ -4,16 +4,31 @@ Document-level filters are pushed into the FTS5 query: every page row carries a 
 filter tokens (dossier, kind, unit, unit-scope key, received year / month / day), so a filtered query
 is one FTS5 expression and never a join over every match. A received-date range becomes an ``OR`` of the
 fewest year, month and day tokens that cover it (at most ~90 tokens for any range).
+
+Exact-diacritic matching uses its own token space: the ``literal`` column holds every word of the page with
+:data:`MARK` in front (``ǂquân``, ``ǂquan``), the ``folded`` column the plain folded words (``quan``). FTS5 keeps
+one doclist per token whatever the column, so ``literal : "ǂquan"`` walks only the pages holding the literal
+word ``quan`` instead of every page holding ``quan``/``quân``/``quản``… in either column.
 """
 
 from __future__ import annotations
 
 import calendar
 import hashlib
+import re
 from datetime import date, timedelta
 
 from sohoa.domain import scope_keys, unit_key
 from sohoa.text import nfc
+
+MARK = "ǂ"  # U+01C2, a letter for FTS5's unicode61 tokenizer: never in Vietnamese text (removed if it is)
+_RUN = re.compile(r"[^\W_]+")  # letter/digit runs: unicode61's tokens ('_' and marks separate, as there)
+
+
+def literal_text(text: str) -> str:
+    """The ``literal`` column of a text: its words, each with :data:`MARK` in front (token positions kept)."""
+    runs = _RUN.findall(text.replace(MARK, " "))
+    return MARK + (" " + MARK).join(runs) if runs else ""
 
 
 def _h(prefix: str, value: str) -> str:

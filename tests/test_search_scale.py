@@ -163,6 +163,54 @@ def test_old_schema_is_migrated_in_place(tmp_path: Path) -> None:
     assert SqliteIndex(path).search(SearchQuery(q="thay the")).total == 1  # reopening: no second migration
 
 
+V2_FTS = """
+CREATE VIRTUAL TABLE pages_fts USING fts5(
+    exact, folded, meta, content = '', tokenize = 'unicode61 remove_diacritics 0'
+);"""
+
+
+def test_unmarked_exact_column_is_migrated_to_literal_tokens(tmp_path: Path) -> None:
+    """The shape before the literal column: contentless, ``exact`` sharing its tokens with ``folded``."""
+    from index.sqlite_search import meta_text
+
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(OLD_SCHEMA.split("CREATE VIRTUAL")[0] + V2_FTS)
+    conn.execute("ALTER TABLE pages ADD COLUMN meta TEXT NOT NULL DEFAULT ''")
+    pages = {("a", 1): "quản lý hồ sơ", ("b", 1): "quan ly ho so", ("b", 2): "bìa"}
+    for i in ("a", "b"):
+        conn.execute(
+            "INSERT INTO documents VALUES (?, 'HS-1', 'input', '', 'UBND xã A', '', 'done', "
+            "'2025-06-01T08:00:00+07:00', '', 1, NULL, NULL, NULL)",
+            (i,),
+        )
+    for (i, n), text in pages.items():
+        meta = meta_text(i, "HS-1", "input", "UBND xã A", "2025-06-01T08:00:00+07:00")
+        cur = conn.execute("INSERT INTO pages (doc_id, number, text, meta) VALUES (?, ?, ?, ?)", (i, n, text, meta))
+        conn.execute(
+            "INSERT INTO pages_fts (rowid, exact, folded, meta) VALUES (?, ?, ?, ?)",
+            (cur.lastrowid, text, fold(text), meta),
+        )
+    conn.commit()
+    conn.close()
+    ix = SqliteIndex(path)
+    sql = ix._conn().execute("SELECT sql FROM sqlite_master WHERE name='pages_fts'").fetchone()[0]
+    assert "literal" in sql
+    for q, first in (("quản lý", "a"), ("quan ly", "b")):  # each literal form ranks first
+        hits = ix.search(SearchQuery(q=q, unit="UBND xã A")).hits
+        assert [(h.document_id, h.exact) for h in hits] == [(first, True), ({"a": "b", "b": "a"}[first], False)]
+    # the literal words have their own tokens: no folded token in the literal column and back
+    vocab = ix._conn()
+    vocab.execute("CREATE VIRTUAL TABLE temp.v USING fts5vocab(main, pages_fts, 'col')")
+    cols = {(t, c) for t, c in vocab.execute("SELECT term, col FROM temp.v WHERE col <> 'meta'")}
+    assert ("quan", "folded") in cols and ("ǂquan", "literal") in cols and ("ǂquản", "literal") in cols
+    assert not {t for t, c in cols if c == "literal" and not t.startswith("ǂ")}
+    assert not {t for t, c in cols if c == "folded" and t.startswith("ǂ")}
+    ix.replace_pages(doc("b"), [PageText(1, "thay thế")])  # rows of the migrated table delete cleanly
+    assert ix.search(SearchQuery(q="quan ly")).total == 1
+    ix.close()
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, str, object]]:
     from fastapi.testclient import TestClient
