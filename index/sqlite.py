@@ -5,8 +5,9 @@ FTS5 table (``content=''``: no second copy of the text) with three indexed colum
 words, diacritics kept, each marked with :data:`index.sqlite_search.MARK` so they have their own doclists,
 apart from the folded words), ``folded`` (the text with diacritics removed by :func:`sohoa.text.fold`, which
 also maps ``đ``→``d``), both tokenized by ``unicode61`` with ``remove_diacritics 0`` so only our own folding
-applies, and ``meta`` (the document's filter tokens, :mod:`index.sqlite_search`; also stored in
-``pages.meta`` so a row can be deleted from the contentless table).
+applies, and ``filters`` (the document's filter tokens, :mod:`index.sqlite_search`; also stored in
+``pages.meta`` so a row can be deleted from the contentless table). The three columns have disjoint token
+spaces, so queries need no column filter.
 
 Search (``search``): filters (document, dossier, kind, unit, unit scope, received date range) are terms of
 the FTS5 expression itself. Pages that match the query words *with* their diacritics (``literal`` column)
@@ -21,7 +22,7 @@ up to :data:`sohoa.models.SEARCH_COUNT_CAP` and reported as "more than" above (`
 
 Schema changes: a database whose ``pages_fts`` is of an earlier shape (a full-content table without
 ``meta``; or contentless with an unmarked ``exact`` column) is **migrated in place** when opened: ``pages.meta``
-is added and filled from ``documents`` if missing, and the FTS table is dropped and rebuilt from ``pages.text``
+is added if missing and (re)filled from ``documents``, and the FTS table is dropped and rebuilt from ``pages.text``
 (no storage read; ``sohoa reindex`` stays the way to rebuild everything from storage). Pragmas: WAL,
 ``mmap_size``, a 64 MiB page cache, one connection per thread; :meth:`SqliteIndex.optimize` merges the FTS
 segments after a bulk load.
@@ -44,7 +45,7 @@ from sohoa.text import fold, nfc, parse_query, snippet
 
 FTS_TABLE = """
 CREATE VIRTUAL TABLE IF NOT EXISTS pages_fts USING fts5(
-    literal, folded, meta, content = '', tokenize = 'unicode61 remove_diacritics 0'
+    literal, folded, filters, content = '', tokenize = 'unicode61 remove_diacritics 0'
 );"""
 
 SCHEMA = (
@@ -96,7 +97,7 @@ _DOC_COLS = (
 
 
 def _fts_phrase(words: tuple[str, ...] | list[str]) -> str:
-    return '"' + " ".join(w.replace('"', "") for w in words) + '"'
+    return '"' + ss.strip_marks(" ".join(w.replace('"', "") for w in words)) + '"'
 
 
 def _literal_phrase(words: tuple[str, ...] | list[str]) -> str:
@@ -105,10 +106,10 @@ def _literal_phrase(words: tuple[str, ...] | list[str]) -> str:
 
 def _fts_cols(text: str) -> tuple[str, str]:
     """The ``literal`` and ``folded`` columns of a page's NFC text."""
-    return ss.literal_text(text), fold(text)
+    return ss.literal_text(text), ss.strip_marks(fold(text))
 
 
-_FTS_INSERT = "INSERT INTO pages_fts (rowid, literal, folded, meta) VALUES (?, ?, ?, ?)"
+_FTS_INSERT = "INSERT INTO pages_fts (rowid, literal, folded, filters) VALUES (?, ?, ?, ?)"
 
 
 _TRANSIENT = ("locked", "busy", "disk i/o", "unable to open", "disk is full", "readonly database")
@@ -140,12 +141,12 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
             conn = self._conn()
             had_units = conn.execute("SELECT 1 FROM sqlite_master WHERE name='unit_values'").fetchone()
             old_fts = conn.execute("SELECT sql FROM sqlite_master WHERE name='pages_fts'").fetchone()
-            migrate_fts = old_fts is not None and "literal" not in old_fts[0]
+            migrate_fts = old_fts is not None and "filters" not in old_fts[0]
             if migrate_fts:
-                fill_meta = self._drop_old_fts(conn)
+                self._drop_old_fts(conn)
             conn.executescript(SCHEMA)
             if migrate_fts:
-                self._rebuild_fts(conn, fill_meta)
+                self._rebuild_fts(conn)
             stale = migrate_registry(conn)
             if not had_units:  # database from before the unit scope: the values already stored
                 conn.execute(
@@ -201,28 +202,24 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
         )
 
     @staticmethod
-    def _drop_old_fts(conn: sqlite3.Connection) -> bool:
+    def _drop_old_fts(conn: sqlite3.Connection) -> None:
         """Earlier shapes of ``pages_fts`` — full-content without ``meta`` (and no ``pages.meta``), or contentless
-        with an ``exact`` column sharing its tokens with ``folded`` — are dropped; :meth:`_rebuild_fts` refills.
-        Returns whether ``pages.meta`` must be filled too."""
+        with an ``exact`` column sharing its tokens with ``folded`` — are dropped; :meth:`_rebuild_fts` refills."""
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("DROP TABLE pages_fts")
         cols = [r[1] for r in conn.execute("PRAGMA table_info(pages)")]
         if "meta" not in cols:
             conn.execute("ALTER TABLE pages ADD COLUMN meta TEXT NOT NULL DEFAULT ''")
         conn.execute("COMMIT")
-        return "meta" not in cols
 
     @staticmethod
-    def _rebuild_fts(conn: sqlite3.Connection, fill_meta: bool) -> None:
-        """Fill ``pages.meta`` from ``documents`` (if asked) and ``pages_fts`` from ``pages`` (migration; one
-        transaction)."""
+    def _rebuild_fts(conn: sqlite3.Connection) -> None:
+        """Fill ``pages.meta`` from ``documents`` and ``pages_fts`` from ``pages`` (migration; one transaction)."""
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if fill_meta:
-                docs = conn.execute("SELECT id, dossier_code, kind, unit, received_at FROM documents").fetchall()
-                for d in docs:
-                    conn.execute("UPDATE pages SET meta=? WHERE doc_id=?", (ss.meta_text(*d), d[0]))
+            docs = conn.execute("SELECT id, dossier_code, kind, unit, received_at FROM documents").fetchall()
+            for d in docs:
+                conn.execute("UPDATE pages SET meta=? WHERE doc_id=?", (ss.meta_text(*d), d[0]))
             cur = conn.execute("SELECT rowid, text, meta FROM pages")
             while batch := cur.fetchmany(1000):
                 conn.executemany(_FTS_INSERT, [(r[0], *_fts_cols(r[1]), r[2]) for r in batch])
@@ -236,7 +233,7 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
     def _fts_delete(db: sqlite3.Connection, rows: list[sqlite3.Row] | list[tuple[int, str, str]]) -> None:
         # contentless table: a row is deleted by giving back the values it was indexed with
         db.executemany(
-            "INSERT INTO pages_fts (pages_fts, rowid, literal, folded, meta) VALUES ('delete', ?, ?, ?, ?)",
+            "INSERT INTO pages_fts (pages_fts, rowid, literal, folded, filters) VALUES ('delete', ?, ?, ?, ?)",
             [(r[0], *_fts_cols(r[1]), r[2]) for r in rows],
         )
 
@@ -385,8 +382,8 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
         over the whole doclist of a common word: 60 ms at 200k pages. A phrase on more than RANK_DF_MAX pages
         weighs next to nothing in bm25 anyway (IDF ≤ ln(N / RANK_DF_MAX)), so it is left out of the scoring.
         """
-        rare = [ph for ph in phrases if self._count(conn, f"folded : ({ph})", RANK_DF_MAX + 1) <= RANK_DF_MAX]
-        return "folded : (" + " OR ".join(rare) + ")" if rare else None
+        rare = [ph for ph in phrases if self._count(conn, ph, RANK_DF_MAX + 1) <= RANK_DF_MAX]
+        return "(" + " OR ".join(rare) + ")" if rare else None
 
     def _ranked(
         self, conn: sqlite3.Connection, match: str, rank_match: str | None, offset: int, limit: int
@@ -436,8 +433,8 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
             _fts_phrase([fold(w) for w in ph]) for ph in pq.phrases
         ]
         exact_parts = [_literal_phrase([t]) for t in pq.terms] + [_literal_phrase(ph) for ph in pq.phrases]
-        folded = "folded : (" + " AND ".join(folded_parts) + ")"
-        exact = "literal : (" + " AND ".join(exact_parts) + ")"
+        folded = "(" + " AND ".join(folded_parts) + ")"  # no column filters: see the module docstring
+        exact = "(" + " AND ".join(exact_parts) + ")"
         conn = self._conn()
         try:
             filters = self._filter_terms(conn, query)
@@ -448,7 +445,7 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
             rest_match = f"({base}) NOT ({exact})"
             counted = self._count(conn, base, SEARCH_COUNT_CAP + 1)
             if len(folded_parts) == 1 and not filters:  # the count is that phrase's page count
-                rank_match = f"folded : ({folded_parts[0]})" if 0 < counted <= RANK_DF_MAX else None
+                rank_match = folded_parts[0] if 0 < counted <= RANK_DF_MAX else None
             else:
                 rank_match = self._rank_match(conn, folded_parts) if counted else None
             offset = (page - 1) * size

@@ -99,12 +99,25 @@ def test_filters_follow_document_updates(tmp_path: Path) -> None:
     ix.close()
 
 
+def test_token_spaces_stay_apart(tmp_path: Path) -> None:
+    """No column filters in the queries: page words, literal words and filter tokens must never meet."""
+    ix = SqliteIndex(tmp_path / "i.db")
+    ix.replace_pages(doc("a", received="2025-03-04"), [PageText(1, "ǁy2026 ǂđất y2025 ǁm202503")])
+    ix.replace_pages(doc("b", received="2026-03-04"), [PageText(1, "hồ sơ")])
+    assert ix.search(SearchQuery(q="dat", date_from="2026-01-01")).total == 0  # ǁy2026 in the text is no filter
+    assert [h.document_id for h in ix.search(SearchQuery(q="y2026")).hits] == ["a"]  # the word, not b's filter
+    assert ix.search(SearchQuery(q="m202503")).total == 1 and ix.search(SearchQuery(q="y2025")).total == 1
+    assert ix.search(SearchQuery(q="đất")).hits[0].exact  # marks in the text are dropped, the word kept
+    assert ix.search(SearchQuery(q="ho so", date_from="2026-01-01")).total == 1
+    ix.close()
+
+
 def test_date_tokens_cover_exactly() -> None:
     rng = random.Random(3)
     for _ in range(300):
         a = date(2023, 1, 1) + timedelta(days=rng.randint(0, 1500))
         b = a + timedelta(days=rng.randint(0, 900))
-        toks = set(date_tokens(a, b))
+        toks = {t.lstrip("ǁ") for t in date_tokens(a, b)}
         assert len(toks) <= 2 * (31 + 12) + (b.year - a.year + 1)
         d = a - timedelta(days=40)
         while d <= b + timedelta(days=40):
@@ -152,7 +165,7 @@ def test_old_schema_is_migrated_in_place(tmp_path: Path) -> None:
     conn.close()
     ix = SqliteIndex(path)
     sql = ix._conn().execute("SELECT sql FROM sqlite_master WHERE name='pages_fts'").fetchone()[0]
-    assert "content = ''" in sql and "meta" in sql
+    assert "content = ''" in sql and "filters" in sql
     assert ix.search(SearchQuery(q="dat")).total == 2
     assert [h.document_id for h in ix.search(SearchQuery(q="dat", unit="UBND xã B")).hits] == ["b"]
     assert [h.document_id for h in ix.search(SearchQuery(q="dat", date_to="2024-12-31")).hits] == ["a"]
@@ -170,7 +183,8 @@ CREATE VIRTUAL TABLE pages_fts USING fts5(
 
 
 def test_unmarked_exact_column_is_migrated_to_literal_tokens(tmp_path: Path) -> None:
-    """The shape before the literal column: contentless, ``exact`` sharing its tokens with ``folded``."""
+    """The shape before the literal column: contentless, ``exact`` sharing its tokens with ``folded``, filter
+    tokens unmarked. After the migration the columns' token spaces are disjoint (queries use no column filter)."""
     from index.sqlite_search import meta_text
 
     path = tmp_path / "v2.db"
@@ -185,7 +199,7 @@ def test_unmarked_exact_column_is_migrated_to_literal_tokens(tmp_path: Path) -> 
             (i,),
         )
     for (i, n), text in pages.items():
-        meta = meta_text(i, "HS-1", "input", "UBND xã A", "2025-06-01T08:00:00+07:00")
+        meta = meta_text(i, "HS-1", "input", "UBND xã A", "2025-06-01T08:00:00+07:00").replace("ǁ", "")  # unmarked
         cur = conn.execute("INSERT INTO pages (doc_id, number, text, meta) VALUES (?, ?, ?, ?)", (i, n, text, meta))
         conn.execute(
             "INSERT INTO pages_fts (rowid, exact, folded, meta) VALUES (?, ?, ?, ?)",
@@ -202,10 +216,11 @@ def test_unmarked_exact_column_is_migrated_to_literal_tokens(tmp_path: Path) -> 
     # the literal words have their own tokens: no folded token in the literal column and back
     vocab = ix._conn()
     vocab.execute("CREATE VIRTUAL TABLE temp.v USING fts5vocab(main, pages_fts, 'col')")
-    cols = {(t, c) for t, c in vocab.execute("SELECT term, col FROM temp.v WHERE col <> 'meta'")}
+    cols = {(t, c) for t, c in vocab.execute("SELECT term, col FROM temp.v")}
     assert ("quan", "folded") in cols and ("ǂquan", "literal") in cols and ("ǂquản", "literal") in cols
-    assert not {t for t, c in cols if c == "literal" and not t.startswith("ǂ")}
-    assert not {t for t, c in cols if c == "folded" and t.startswith("ǂ")}
+    assert {c for t, c in cols if t.startswith("ǂ")} == {"literal"}
+    assert {c for t, c in cols if t.startswith("ǁ")} == {"filters"}
+    assert {c for t, c in cols if t[0] not in "ǂǁ"} == {"folded"}
     ix.replace_pages(doc("b"), [PageText(1, "thay thế")])  # rows of the migrated table delete cleanly
     assert ix.search(SearchQuery(q="quan ly")).total == 1
     ix.close()
