@@ -169,7 +169,7 @@ def find_columns(lines: list[Line], width: int) -> list[tuple[list[Line], int]]:
     lh = heights[len(heights) // 2]
     min_gap = max(0.035 * width, 1.5 * lh)
     bands: list[tuple[list[Line], int]] = []
-    i = 0
+    i = floor = 0
     while i < len(rows):
         words = [w for ln in rows[i] for w in ln.words]
         gaps = [g for g in _gaps(words, width, min_gap) if 0.2 * width < (g[0] + g[1]) / 2 < 0.8 * width
@@ -208,9 +208,28 @@ def find_columns(lines: list[Line], width: int) -> list[tuple[list[Line], int]]:
             i += 1
             continue
         _, members, gutter = best
+        members = _rows_above(rows, members, gutter, width, lh, floor)
         bands.append(([ln for j in members for ln in rows[j]], gutter))
-        i = members[-1] + 1
+        i = floor = members[-1] + 1
     return bands
+
+
+def _rows_above(rows: list[list[Line]], members: list[int], gutter: int, width: int, lh: float,
+                floor: int) -> list[int]:  # fmt: skip
+    """*members* with the rows just above the band that lie wholly right of its gutter (off the page's
+    centre): the first line of the right block (a form's date line "Tân Lợi, ngày …") printed above the
+    left block's first line, which the band's search started below."""
+    j = members[0] - 1
+    while j >= floor:
+        ws = [w for ln in rows[j] for w in ln.words]
+        top = min(ln.box[1] for ln in rows[j + 1])
+        bottom = max(ln.box[3] for ln in rows[j])
+        centre = (min(w.box[0] for w in ws) + max(w.box[2] for w in ws)) / 2
+        if top - bottom > 2 * lh or min(w.box[0] for w in ws) < gutter or centre < 0.56 * width:
+            break
+        members = [j, *members]
+        j -= 1
+    return members
 
 
 def reading_order(lines: list[Line], width: int, tables: list[Table] | None = None) -> str:

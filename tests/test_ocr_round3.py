@@ -1,0 +1,48 @@
+"""Issue 16, third round: the first line of a right block printed above the left block's first line."""
+
+from __future__ import annotations
+
+from ocr.layout import Line, Word, find_columns, reading_order
+
+
+def line(y: int, *words: tuple[int, str], par: int = 0) -> Line:
+    ws = [Word(t, (x, y, x + 20 * len(t), y + 40)) for x, t in words]
+    return Line(ws, (ws[0].box[0], y, ws[-1].box[2], y + 40), par)
+
+
+def test_date_line_above_the_left_block_belongs_to_the_right_block() -> None:
+    """Bottom of a form: the applicant's date line stands higher than the certification block's first line;
+    it is read with the applicant's block, after the whole left block."""
+    # the left block reaches past the middle of the empty space left of the date line
+    lines = [
+        line(100, (200, "toàn"), (330, "chịu"), (450, "trách"), (600, "nhiệm"), (760, "trước"), (900, "pháp")),
+        line(200, (1400, "Tân"), (1500, "Lợi,"), (1620, "ngày"), (1740, "10")),
+        line(262, (200, "XÁC"), (300, "NHẬN"), (440, "CỦA"), (540, "UBND"), (660, "PHƯỜNG"), (1500, "Người"),
+             (1640, "làm"), (1740, "đơn")),  # fmt: skip
+        line(324, (380, "TÂN"), (480, "LỢI"), (1450, "(Ký,"), (1560, "ghi"), (1640, "rõ")),
+        line(386, (300, "KT."), (400, "CHỦ"), (500, "TỊCH")),
+        line(448, (200, "Ngô"), (300, "Thu"), (400, "Nga"), (1450, "Nguyễn"), (1600, "Bá"), (1680, "Đạt")),
+    ]
+    for i, ln in enumerate(lines):
+        ln.order = i
+    bands = find_columns(lines, 2400)
+    assert len(bands) == 1 and len(bands[0][0]) == 5  # the date line is in the band
+    expected = (
+        "toàn chịu trách nhiệm trước pháp XÁC NHẬN CỦA UBND PHƯỜNG TÂN LỢI KT. CHỦ TỊCH Ngô Thu Nga "
+        "Tân Lợi, ngày 10 Người làm đơn (Ký, ghi rõ Nguyễn Bá Đạt"
+    )
+    assert " ".join(reading_order(lines, 2400).split()) == expected
+
+
+def test_a_centred_line_above_the_blocks_stays_out_of_them() -> None:
+    """A title centred on the page above the two blocks is not taken into the right block."""
+    lines = [
+        line(200, (1100, "KẾT"), (1200, "LUẬN")),
+        line(262, (200, "XÁC"), (300, "NHẬN"), (1500, "Người"), (1640, "làm"), (1740, "đơn")),
+        line(324, (200, "TÂN"), (300, "LỢI"), (1450, "(Ký,"), (1560, "ghi"), (1640, "rõ")),
+        line(386, (200, "Ngô"), (300, "Thu"), (1450, "Nguyễn"), (1600, "Bá")),
+    ]
+    for i, ln in enumerate(lines):
+        ln.order = i
+    bands = find_columns(lines, 2400)
+    assert len(bands) == 1 and len(bands[0][0]) == 3
