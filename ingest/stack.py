@@ -25,6 +25,8 @@ import numpy as np
 import pikepdf
 from PIL import Image, ImageOps
 
+from sohoa.settings import DEFAULT_MAX_PAGE_PIXELS
+
 log = logging.getLogger("sohoa.stack")
 
 QR_PREFIX = "SOHOA1"
@@ -191,23 +193,21 @@ class Part:
         return self.cover.code if self.cover else ""
 
 
-def _pages(path: Path, media_type: str) -> Iterator[Image.Image]:
-    """The stack's pages, one at a time, at about SCAN_DPI (bounded memory)."""
-    if media_type == "application/pdf":
-        from pdf2image import convert_from_path, pdfinfo_from_path
+def _pages(path: Path, media_type: str, max_page_pixels: int = DEFAULT_MAX_PAGE_PIXELS) -> Iterator[Image.Image]:
+    """The stack's pages, one at a time (bounded memory), grey, at about SCAN_DPI.
 
-        n = int(pdfinfo_from_path(str(path))["Pages"])
-        for i in range(1, n + 1):
-            yield convert_from_path(str(path), dpi=SCAN_DPI, first_page=i, last_page=i, grayscale=True)[0]
-        return
-    with Image.open(path) as im:
-        for i in range(getattr(im, "n_frames", 1)):
-            im.seek(i)
-            frame = im.convert("L")
-            dpi = float(im.info.get("dpi", (300, 300))[0]) or 300.0
-            if dpi > SCAN_DPI * 1.3:
-                frame = frame.resize((round(frame.width * SCAN_DPI / dpi), round(frame.height * SCAN_DPI / dpi)))
-            yield frame
+    Read through the format registry (:mod:`sohoa.formats`), as the worker reads them: a PDF page that is
+    one scanned image is taken as that image (no rendering), any other PDF page is rendered at SCAN_DPI
+    within ``max_page_pixels``; TIFF/JPEG/PNG frames are decoded from the file. A page whose dpi is above
+    1.3 × SCAN_DPI is scaled down to SCAN_DPI (an image without a dpi is taken as 300 dpi)."""
+    from sohoa import formats
+
+    for page in formats.iter_pages(path, media_type, SCAN_DPI, max_page_pixels):
+        frame = page.image if page.image.mode == "L" else page.image.convert("L")
+        dpi = float(page.dpi or 300)
+        if dpi > SCAN_DPI * 1.3:
+            frame = frame.resize((round(frame.width * SCAN_DPI / dpi), round(frame.height * SCAN_DPI / dpi)))
+        yield frame
 
 
 def _assemble(path: Path, media_type: str, pages: list[int]) -> bytes:
@@ -231,11 +231,17 @@ def _assemble(path: Path, media_type: str, pages: list[int]) -> bytes:
     return img2pdf.convert(frames)
 
 
-def split_stack(path: Path, media_type: str, code_pattern: str, ocr_fallback: bool = True) -> list[Part]:
+def split_stack(
+    path: Path,
+    media_type: str,
+    code_pattern: str,
+    ocr_fallback: bool = True,
+    max_page_pixels: int = DEFAULT_MAX_PAGE_PIXELS,
+) -> list[Part]:
     """Split a scanned stack at its cover sheets; the sheets themselves are dropped."""
     parts: list[Part] = []
     current: Part | None = None
-    for i, image in enumerate(_pages(path, media_type)):
+    for i, image in enumerate(_pages(path, media_type, max_page_pixels)):
         cover = read_cover(image, code_pattern, ocr_fallback)
         if cover is not None:
             current = Part(cover, [])
@@ -264,10 +270,12 @@ def ingest_stack(
     component: str = "",
     unit: str = "",
     uploaded_by: str = "",
+    keep_duplicate: bool = False,
 ) -> list[object]:
     """Split a stack and ingest each part for the dossier of its cover sheet (kind and component from the
     sheet, else the given ones). A part before the first sheet takes *dossier* if given. Returns, per part,
-    an ``Accepted`` or the ``InputError`` that refused it (the other parts are kept)."""
+    an ``Accepted`` or the ``InputError`` that refused it (the other parts are kept). *keep_duplicate*: a
+    part whose content is already stored is kept as a new version (see :func:`ingest.accept_batch`)."""
     from ingest import InputError, UploadItem, accept_batch
     from ingest.validate import validate_file
     from sohoa.context import Context
@@ -275,7 +283,8 @@ def ingest_stack(
 
     assert isinstance(ctx, Context)
     info = validate_file(ctx.settings, path, filename)
-    parts = split_stack(path, info.media_type, ctx.settings.dossier_code_pattern)
+    parts = split_stack(path, info.media_type, ctx.settings.dossier_code_pattern,
+                        max_page_pixels=ctx.settings.max_page_pixels)  # fmt: skip
     stem = Path(filename).stem
     results: list[object] = []
     with tempdir("stack") as tmp:
@@ -292,7 +301,8 @@ def ingest_stack(
             cover = part.cover
             item = UploadItem(p, name, code, (cover.kind if cover and cover.kind else kind) or "input",
                               (cover.component if cover and cover.component else component), unit,
-                              uploaded_by=uploaded_by, notes=[OCR_NOTE] if cover and cover.by_ocr else [])  # fmt: skip
+                              uploaded_by=uploaded_by, notes=[OCR_NOTE] if cover and cover.by_ocr else [],
+                              keep_duplicate=keep_duplicate)  # fmt: skip
             results.extend(accept_batch(ctx, [item], all_or_nothing=False))
     log.info("stack split", extra={"file": filename, "parts": len(parts), "pages": sum(len(p.pages) for p in parts)})
     return results
