@@ -62,7 +62,7 @@ class HotFolder:
                 ready.append(p)
         return ready
 
-    def _move(self, p: Path, to: Path, reason: str = "") -> None:
+    def _move(self, p: Path, to: Path, reason: str = "", said: str = "") -> None:
         target = to / p.name
         i = 1
         while target.exists():
@@ -76,7 +76,7 @@ class HotFolder:
             log.warning("hot folder: %s → failed/ (%s)", p.name, reason)
         else:
             self.counts["done"] += 1
-            log.info("hot folder: %s → done/", p.name)
+            log.info("hot folder: %s → done/%s", p.name, f" ({said})" if said else "")
 
     def scan_once(self) -> int:
         """Submit every complete file once; returns how many were handled."""
@@ -88,7 +88,10 @@ class HotFolder:
                 log.warning("hot folder: %s not submitted (%s); will retry", p.name, e)
                 self._seen.pop(p, None)
                 continue
-            self._move(p, self.done if outcome.ok else self.failed, "" if outcome.ok else outcome.message)
+            if outcome.ok:
+                self._move(p, self.done, said=outcome.message)
+            else:
+                self._move(p, self.failed, outcome.message)
             handled += 1
         return handled
 

@@ -102,3 +102,41 @@ def test_log_lines_go_through_the_progress_console() -> None:
         logging.getLogger("sohoa.ingest").warning("trang %d mờ", 3)
     assert "trang 3 mờ" in cap.get()  # printed by the console that draws the bar, above it
     assert root.handlers == before  # the usual handlers are back
+
+
+def _watch_once(folder: Path, data: Path, *args: str) -> str:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("SOHOA_")}
+    e.update(SOHOA_DATA_DIR=str(data), SOHOA_WORKER_THREADS="1", SOHOA_LOG_LEVEL="INFO", COLUMNS="250")
+    p = subprocess.run([sys.executable, "-m", "sohoa.cli", "watch", str(folder), "--once", "--settle", "0.3",
+                        "--dossier", CODE, "--kind", "input", *args], cwd=ROOT, env=e, capture_output=True, text=True,
+                       timeout=300)  # fmt: skip
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p.stdout + p.stderr
+
+
+def test_watch_keeps_a_duplicate_only_with_keep_duplicate(tmp_path: Path) -> None:
+    from sohoa.context import Context
+    from sohoa.settings import Settings
+
+    folder, data = tmp_path / "may-quet", tmp_path / "data"
+    folder.mkdir()
+    blob = _scan(tmp_path, "tờ khai.png", 7).read_bytes()
+    (folder / "tờ khai.png").write_bytes(blob)
+    out = _watch_once(folder, data)
+    assert "done 1, failed 0" in out, out
+    (folder / "tờ khai lần 2.png").write_bytes(blob)  # the same scan dropped again
+    out = _watch_once(folder, data)
+    assert "done 1, failed 0" in out and "duplicate: already stored" in out, out
+    (folder / "tờ khai lần 3.png").write_bytes(blob)
+    out = _watch_once(folder, data, "--keep-duplicate")
+    assert "done 1, failed 0" in out and "kept as a new version of" in out, out
+    assert sorted(p.name for p in (folder / "done").iterdir()) == ["tờ khai lần 2.png", "tờ khai lần 3.png",
+                                                                   "tờ khai.png"]  # fmt: skip
+    ctx = Context(Settings(data_dir=data))
+    try:
+        docs = [ctx.load_manifest(i) for i in ctx.manifest_ids()]
+    finally:
+        ctx.close()
+    assert len(docs) == 2, docs  # the first, and the copy kept on purpose; the plain re-drop is not stored
+    [first] = [m for m in docs if not m.duplicate_of]
+    assert [m.duplicate_of for m in docs if m.duplicate_of] == [first.id]

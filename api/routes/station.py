@@ -55,6 +55,7 @@ def upload_stack(
     kind: Annotated[str, Form(max_length=10)] = "",
     component: Annotated[str, Form(max_length=300)] = "",
     unit: Annotated[str, Form(max_length=300)] = "",
+    keep_duplicate: Annotated[bool, Form(description="1: keep a stored content as a new version")] = False,
     p: Principal = Depends(require("documents.upload")),
 ) -> JSONResponse:
     """A scanned stack (PDF or multi-page TIFF) of many dossiers separated by cover sheets: one document per
@@ -72,7 +73,7 @@ def upload_stack(
         with open(path, "wb") as out:
             copy_limited(file.file, out, ctx.settings.max_upload_mb * 1024 * 1024, name)
         try:
-            results = ingest_stack(ctx, path, name, dossier_code, kind, component, unit, p.name)
+            results = ingest_stack(ctx, path, name, dossier_code, kind, component, unit, p.name, keep_duplicate)
         except InputError as e:
             raise HTTPException(
                 e.status, {"message": str(e), "errors": [{"filename": name, "message": str(e)}]}

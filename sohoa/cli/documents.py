@@ -116,7 +116,7 @@ def cmd_ingest(rt: Runtime, args: argparse.Namespace) -> int:
 
             try:
                 return list(ingest_stack(ctx, item.path, item.filename, item.dossier_code, item.kind,
-                                         item.component, item.unit, rt.cli_user))  # fmt: skip
+                                         item.component, item.unit, rt.cli_user, item.keep_duplicate))  # fmt: skip
             except InputError as refused:
                 refused.filename = item.filename
                 return [refused]

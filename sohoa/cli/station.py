@@ -67,35 +67,49 @@ def cmd_watch(rt: Runtime, args: argparse.Namespace) -> int:
         return {"dossier_code": code, "kind": args.kind or "input", "component": args.component or "",
                 "unit": args.unit or ""}  # fmt: skip
 
+    def _said(a: object) -> str:
+        """A document id, and how a duplicate was handled (logged with the file's move to done/)."""
+        from ingest.service import Accepted
+
+        assert isinstance(a, Accepted)
+        m = a.manifest
+        if a.duplicate:
+            return f"{m.id} (duplicate: already stored, not stored twice; --keep-duplicate keeps a new version)"
+        return f"{m.id} (kept as a new version of {m.duplicate_of})" if m.duplicate_of else m.id
+
     def submit_local(p: Path) -> Outcome:
         from ingest import InputError, UploadItem, accept_batch
+        from ingest.service import Accepted
         from ingest.stack import ingest_stack
 
         f = fields(p)
         if args.split:
             results = ingest_stack(rt.ctx, p, p.name, f["dossier_code"], f["kind"], f["component"], f["unit"],
-                                   uploaded_by="cli:hot-folder")  # fmt: skip
+                                   uploaded_by="cli:hot-folder", keep_duplicate=args.keep_duplicate)  # fmt: skip
         else:
             if not f["dossier_code"]:
                 return Outcome(
                     False, "không có mã hồ sơ: tên tệp không chứa mã, không có --dossier, không dùng --split"
                 )
             item = UploadItem(p, p.name, f["dossier_code"], f["kind"], f["component"], f["unit"],
-                              uploaded_by="cli:hot-folder")  # fmt: skip
+                              uploaded_by="cli:hot-folder", keep_duplicate=args.keep_duplicate)  # fmt: skip
             results = list(accept_batch(rt.ctx, [item], all_or_nothing=False))
         errors = [str(r) for r in results if isinstance(r, InputError)]
-        ids = [r.manifest.id for r in results if not isinstance(r, InputError)]  # type: ignore[attr-defined]
-        for doc_id in ids:
-            rt.audit("document.upload", doc_id, f["dossier_code"], filename=p.name, via="hot folder")
+        accepted = [r for r in results if isinstance(r, Accepted)]
+        for a in accepted:
+            rt.audit("document.upload", a.manifest.id, a.manifest.dossier_code, filename=p.name, via="hot folder",
+                     duplicate=a.duplicate)  # fmt: skip
         if errors:
             return Outcome(False, "; ".join(errors))
-        return Outcome(True, " ".join(ids))
+        return Outcome(True, " ".join(_said(a) for a in accepted))
 
     def submit_remote(p: Path) -> Outcome:
         import httpx
 
         f = fields(p)
         url = args.api.rstrip("/") + ("/stacks" if args.split else "/documents")
+        if args.keep_duplicate:
+            f["keep_duplicate"] = "1"
         with open(p, "rb") as fh:
             r = httpx.post(url, headers={"Authorization": f"Bearer {token}"}, data=f,
                            files={"file" if args.split else "files": (p.name, fh)}, timeout=600)  # fmt: skip
@@ -107,7 +121,9 @@ def cmd_watch(rt: Runtime, args: argparse.Namespace) -> int:
             return Outcome(False, "; ".join(e["message"] for e in per) if per else str(detail))
         body = r.json()
         bad = [x["message"] for x in body.get("rejected", [])]
-        return Outcome(not bad, "; ".join(bad) or " ".join(d["id"] for d in body.get("documents", [])))
+        said = [d["id"] + (" (duplicate: already stored, not stored twice)" if d.get("duplicate") else "")
+                for d in body.get("documents", [])]  # fmt: skip
+        return Outcome(not bad, "; ".join(bad) or " ".join(said))
 
     if not args.api and rt.settings.embedded_broker:
         rt.ctx.queue.start_worker(rt.settings.worker_threads)
@@ -146,3 +162,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--interval", type=float, default=2.0)
     s.add_argument("--settle", type=float, default=1.0, help="seconds a file must stay unchanged")
     s.add_argument("--once", action="store_true", help="look once and exit")
+    s.add_argument("--keep-duplicate", action="store_true",
+                   help="store a file whose content is already stored, as a new version")  # fmt: skip
