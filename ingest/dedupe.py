@@ -13,17 +13,35 @@ while one other digit in a line is 36 pixels and a re-encoded or turned copy 0�
 Where the lookup lives: in the manifests (``page_hashes``), read for the documents of the same dossier
 only (the index lists them by dossier code on SQLite and on Elasticsearch alike), so it costs one listing
 and a few manifest reads per upload whatever the size of the archive, and needs no new table.
+
+Check then store, one upload of a dossier at a time (:func:`dossier_locks`): two uploads of the same file at
+the same moment (``sohoa ingest --jobs 2``, two API calls, two API servers) would otherwise both find nothing
+and both be stored. The lock of a dossier is a lease (:mod:`sohoa.leases`) named ``dossier:{code}`` in the
+lease store beside the index — a SQLite table in the data dir on the embedded default (taken in one
+transaction: threads and processes of one PC), an Elasticsearch document written with a compare-and-set
+when scaled out — held from the duplicate check until the new documents are in the index. The slow part
+(hashing the pages) is done before taking it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 from PIL import Image
+
+from sohoa.errors import LeaseLost, TransientError
+from sohoa.leases import Lease, LeaseKeeper, LeaseStore, holder_dead, process_owner
+
+if TYPE_CHECKING:
+    from sohoa.context import Context
 
 log = logging.getLogger("sohoa.dedupe")
 
@@ -140,3 +158,58 @@ def ink_difference(new: np.ndarray, old: np.ndarray, turn: int) -> int:
         da = np.asarray(cv2.dilate(sa, k), np.uint8)
         best = min(best, int((sa & (1 - db)).sum()) + int((ib & (1 - da)).sum()))
     return best
+
+
+# -- one upload of a dossier at a time: check, then store ------------------------------------------------
+LOCK_WAIT_S = 300.0  # an upload waits this long for another upload of its dossier, then answers "retry later"
+
+
+def dossier_lock_name(code: str) -> str:
+    return f"dossier:{code}"
+
+
+def _take(store: LeaseStore, code: str, owner: str, ttl_s: float, wait_s: float) -> Lease:
+    """The lock of dossier *code*, waiting while another upload holds it (a dead holder's is taken at once)."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.01
+    while True:
+        lease = store.acquire(dossier_lock_name(code), owner, ttl_s, dead=holder_dead)
+        if lease is not None:
+            return lease
+        if time.monotonic() >= deadline:
+            holder = store.get(dossier_lock_name(code))
+            raise TransientError(
+                f"hồ sơ {code} đang được một lượt tải lên khác kiểm tra và lưu ({holder.owner if holder else '?'}); "
+                f"thử lại sau (another upload of this dossier has held it for over {wait_s:.0f} s)",
+                backend="index",
+                retry_after_s=10,
+            )
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.2)
+
+
+@contextmanager
+def dossier_locks(ctx: Context, codes: Iterable[str], wait_s: float = LOCK_WAIT_S) -> Iterator[Callable[[], None]]:
+    """Hold the locks of the dossiers *codes* (see the module docstring) in sorted order (two batches of
+    several dossiers cannot wait for each other), renewed by a heartbeat (``SOHOA_LEASE_TTL_S``; a killed
+    process's lock is taken by the next upload on this host at once, on another host once it expired).
+    Yields ``check()``, which raises :class:`TransientError` once a lock was lost: nothing may be stored then.
+    Each call is its own owner (not reentrant)."""
+    owner = f"{process_owner()}:upload-{uuid.uuid4().hex[:8]}"
+    ttl = ctx.settings.lease_ttl_s
+    keepers: list[LeaseKeeper] = []
+
+    def check() -> None:
+        for k in keepers:
+            try:
+                k.check()
+            except LeaseLost as e:
+                raise TransientError(f"dossier lock lost during the upload ({e}): retry", backend="index") from e
+
+    try:
+        for code in sorted(set(codes)):
+            keepers.append(LeaseKeeper(ctx.leases, _take(ctx.leases, code, owner, ttl, wait_s), ttl))
+        yield check
+    finally:
+        for k in reversed(keepers):
+            k.release()

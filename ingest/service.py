@@ -14,9 +14,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.dedupe import dossier_locks
 from ingest.validate import InputError, validate_file, validate_metadata
 from sohoa.batches import COMMITTED, Batches, BatchRecord
 from sohoa.context import Context, doc_prefix
@@ -233,47 +235,15 @@ def accept_batch(ctx: Context, items: list[UploadItem], all_or_nothing: bool = T
     if errors and all_or_nothing:
         raise BatchError(errors)
 
-    batches = Batches(ctx)
-    out: list[Accepted | InputError | None] = []
-    new: list[tuple[UploadItem, Manifest]] = []
-    in_batch: dict[tuple[str, str, str], Manifest] = {}
-    dups: list[Manifest] = []
-    look_cache: dict[tuple[str, int], object] = {}
-    committed = [r for r in batches.records() if r.state == COMMITTED] if len(errors) < len(items) else []
-    for item, p in zip(items, prepared, strict=True):
-        if isinstance(p, InputError):
-            out.append(p)
-            continue
-        first = in_batch.get(_identity(p))
-        if first is not None:  # the same file twice in this batch: one document
-            out.append(Accepted(first, duplicate=True))
-            continue
-        old = _existing(ctx, batches, p, committed)
-        if old is None:
-            pages = _Pages(item.path, p.media_type)
-            p.page_hashes = [h[0] for h in pages.hashes]
-            old = _same_content(ctx, p, pages, look_cache)
-        if old is not None and item.keep_duplicate:
-            p.duplicate_of = old.id
-            p.warnings.append(f"cùng nội dung với tài liệu {old.filename} ({old.id}): giữ làm phiên bản mới")
-            old = None
-        if old is not None:
-            out.append(Accepted(old, duplicate=True))
-            dups.append(old)
-            continue
-        if not p.page_hashes:
-            p.page_hashes = [h[0] for h in _Pages(item.path, p.media_type).hashes]
-        in_batch[_identity(p)] = p
-        new.append((item, p))
-        out.append(None)  # filled below
-    waiting = [m for m in dups if not Status(m.status).terminal]
-    if waiting:
-        pending = ctx.queue.pending([m.id for m in waiting])
-        for m in waiting:
-            ensure_queued(ctx, m, pending)
-    if new:
-        ctx.queue.check()  # a broker outage is reported before anything is stored
-        _store(ctx, batches, new)
+    # the slow part first, without the dossier locks: each page's hash (not for a file already stored as is)
+    looks: dict[int, _Pages] = {}
+    for n, (item, p) in enumerate(zip(items, prepared, strict=True)):
+        if isinstance(p, Manifest) and not _stored_as_is(ctx, p):
+            looks[n] = _Pages(item.path, p.media_type)
+            p.page_hashes = [h[0] for h in looks[n].hashes]
+    codes = {p.dossier_code for p in prepared if isinstance(p, Manifest)}
+    with dossier_locks(ctx, codes) as still_held:  # check, then store: one upload of a dossier at a time
+        out, new = _check_and_store(ctx, items, prepared, looks, errors, still_held)
     fresh = iter(m for _, m in new)
     result: list[Accepted | InputError] = []
     for r in out:
@@ -285,6 +255,71 @@ def accept_batch(ctx: Context, items: list[UploadItem], all_or_nothing: bool = T
         else:
             result.append(r)
     return result
+
+
+def _stored_as_is(ctx: Context, p: Manifest) -> bool:
+    """The same file is already in the index for the same dossier and kind (a hint, read without the lock)."""
+    return any(d.kind == p.kind and d.status != Status.FAILED.value
+               for d in ctx.index.list_documents(dossier_code=p.dossier_code, sha256=p.sha256))  # fmt: skip
+
+
+def _check_and_store(
+    ctx: Context,
+    items: list[UploadItem],
+    prepared: list[Manifest | InputError],
+    looks: dict[int, _Pages],
+    errors: list[InputError],
+    still_held: Callable[[], None],
+) -> tuple[list[Accepted | InputError | None], list[tuple[UploadItem, Manifest]]]:
+    """Under the dossiers' locks: each upload already stored (same file, or same pages) is answered with the
+    stored document; the others are stored as one batch. Returns the answers (None: stored, in the order of
+    the second list) and the stored items."""
+    batches = Batches(ctx)
+    out: list[Accepted | InputError | None] = []
+    new: list[tuple[UploadItem, Manifest]] = []
+    in_batch: dict[tuple[str, str, str], Manifest] = {}
+    dups: list[Manifest] = []
+    look_cache: dict[tuple[str, int], object] = {}
+    committed = [r for r in batches.records() if r.state == COMMITTED] if len(errors) < len(items) else []
+    for n, (item, p) in enumerate(zip(items, prepared, strict=True)):
+        if isinstance(p, InputError):
+            out.append(p)
+            continue
+        first = in_batch.get(_identity(p))
+        if first is not None:  # the same file twice in this batch: one document
+            out.append(Accepted(first, duplicate=True))
+            continue
+        old = _existing(ctx, batches, p, committed)
+        if old is None:
+            if n not in looks:  # stored as is a moment ago, gone since (deleted, failed)
+                looks[n] = _Pages(item.path, p.media_type)
+                p.page_hashes = [h[0] for h in looks[n].hashes]
+            old = _same_content(ctx, p, looks[n], look_cache)
+        if old is not None and item.keep_duplicate:
+            p.duplicate_of = old.id
+            p.warnings.append(f"cùng nội dung với tài liệu {old.filename} ({old.id}): giữ làm phiên bản mới")
+            old = None
+        if old is not None:
+            out.append(Accepted(old, duplicate=True))
+            dups.append(old)
+            continue
+        if not p.page_hashes:
+            if n not in looks:
+                looks[n] = _Pages(item.path, p.media_type)
+            p.page_hashes = [h[0] for h in looks[n].hashes]
+        in_batch[_identity(p)] = p
+        new.append((item, p))
+        out.append(None)  # filled by the caller
+    waiting = [m for m in dups if not Status(m.status).terminal]
+    if waiting:
+        pending = ctx.queue.pending([m.id for m in waiting])
+        for m in waiting:
+            ensure_queued(ctx, m, pending)
+    if new:
+        ctx.queue.check()  # a broker outage is reported before anything is stored
+        still_held()  # another upload of the dossier may have taken over: store nothing then
+        _store(ctx, batches, new)
+    return out, new
 
 
 def _store(ctx: Context, batches: Batches, new: list[tuple[UploadItem, Manifest]]) -> None:

@@ -150,3 +150,78 @@ def test_api_answers_a_duplicate_with_the_stored_document(tmp_path: Path) -> Non
         r = c.get(f"/doc/{doc['id']}")
         assert r.status_code == 200, r.text
         assert f'Cùng nội dung với <a href="/doc/{first}">' in r.text and "Trang trắng đã bỏ: 2, 5" in r.text
+
+
+def _rendezvous_before_storing(monkeypatch: pytest.MonkeyPatch, parties: object) -> None:
+    """Every upload that is about to store waits there for the other (up to 2 s): without the dossier lock both
+    uploads have checked and found nothing by then, and both store."""
+    import threading
+
+    import ingest.service as service
+
+    real = service._store
+
+    def store(*args: object) -> None:
+        try:
+            parties.wait(timeout=2)  # type: ignore[attr-defined]
+        except threading.BrokenBarrierError:
+            pass
+        real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "_store", store)
+
+
+def test_two_identical_uploads_at_the_same_moment_store_one(
+    ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    _rendezvous_before_storing(monkeypatch, threading.Barrier(2))
+    data = _pdf([PAGE_A, PAGE_C])
+    with ThreadPoolExecutor(2) as pool:
+        got = list(pool.map(lambda _: _put(ctx, tmp_path, data), range(2)))
+    stored = [r for r in got if not r.duplicate]
+    assert len(stored) == 1, [(r.manifest.id, r.duplicate) for r in got]
+    [dup] = [r for r in got if r.duplicate]
+    assert dup.manifest.id == stored[0].manifest.id  # the other answered with the stored document
+    assert [d.id for d in ctx.index.list_documents(dossier_code=CODE)] == [stored[0].manifest.id]
+    assert ctx.leases.get(f"dossier:{CODE}") is None  # released
+
+
+def _upload_in_a_process(data_dir: str, path: str, parties: object, answers: object) -> None:
+    ctx = Context(Settings(data_dir=Path(data_dir)))
+    try:
+        [r] = accept_batch(ctx, [UploadItem(Path(path), Path(path).name, CODE, "input", "Tờ khai")],
+                           all_or_nothing=False)  # fmt: skip
+        assert isinstance(r, Accepted)
+        answers.put((r.manifest.id, r.duplicate))  # type: ignore[attr-defined]
+    finally:
+        ctx.close()
+
+
+def test_two_processes_uploading_the_same_file_store_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+
+    mp = multiprocessing.get_context("fork")  # the children inherit the rendezvous patched in below
+    parties = mp.Barrier(2)
+    _rendezvous_before_storing(monkeypatch, parties)
+    answers = mp.Queue()
+    data = _pdf([PAGE_B, PAGE_C])
+    paths = [tmp_path / "a.pdf", tmp_path / "b.pdf"]
+    for p in paths:
+        p.write_bytes(data)
+    procs = [mp.Process(target=_upload_in_a_process, args=(str(tmp_path / "data"), str(p), parties, answers))
+             for p in paths]  # fmt: skip
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+        assert proc.exitcode == 0
+    got = sorted(answers.get(timeout=5) for _ in procs)
+    assert [dup for _, dup in got].count(False) == 1 and got[0][0] == got[1][0], got  # one stored, one answered
+    ctx = Context(Settings(data_dir=tmp_path / "data"))
+    try:
+        assert [d.id for d in ctx.index.list_documents(dossier_code=CODE)] == [got[0][0]]
+    finally:
+        ctx.close()
