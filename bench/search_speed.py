@@ -18,6 +18,7 @@ The machine is shared and noisy (2 cores, other jobs running): compare figures f
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import os
 import random
 import statistics
@@ -26,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -169,10 +171,16 @@ def pct(xs: list[float], p: float) -> float:
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
 
 
-def run(ix: SqliteIndex, qs: dict[str, list[SearchQuery]], clients: int) -> dict[str, list[float]]:
-    lat: dict[str, list[float]] = {k: [] for k in qs}
+def _work(qs: dict[str, list[SearchQuery]]) -> list[tuple[str, SearchQuery]]:
     work = [(k, q) for k, lst in qs.items() for q in lst]
     random.Random(7).shuffle(work)
+    return work
+
+
+def run(ix: SqliteIndex, qs: dict[str, list[SearchQuery]], clients: int) -> dict[str, list[float]]:
+    """*clients* threads sharing one index object (one SQLite connection per thread), closed loop."""
+    lat: dict[str, list[float]] = {k: [] for k in qs}
+    work = _work(qs)
     lock = threading.Lock()
     pos = [0]
 
@@ -197,6 +205,39 @@ def run(ix: SqliteIndex, qs: dict[str, list[SearchQuery]], clients: int) -> dict
     return lat
 
 
+def _proc_client(path: str, work: list[tuple[str, SearchQuery]], start: Any, out: Any) -> None:
+    ix = SqliteIndex(path)
+    for _, q in work[:3]:  # open the connection, warm
+        ix.search(q)
+    start.wait()
+    res = []
+    for k, q in work:
+        t = time.perf_counter()
+        ix.search(q)
+        res.append((k, (time.perf_counter() - t) * 1000))
+    out.put(res)
+    ix.close()
+
+
+def run_procs(path: str, qs: dict[str, list[SearchQuery]], clients: int) -> dict[str, list[float]]:
+    """*clients* processes, each with its own index object, each running every clients-th query (no GIL shared)."""
+    ctx = mp.get_context("spawn")
+    work = _work(qs)
+    start = ctx.Barrier(clients + 1)
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_proc_client, args=(path, work[i::clients], start, out)) for i in range(clients)]
+    for p in procs:
+        p.start()
+    start.wait()
+    lat: dict[str, list[float]] = {k: [] for k in qs}
+    for _ in procs:
+        for k, dt in out.get():
+            lat[k].append(dt)
+    for p in procs:
+        p.join()
+    return lat
+
+
 def size_on_disk(path: str) -> int:
     return sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p))
 
@@ -211,6 +252,8 @@ def main() -> None:
     ap.add_argument("--optimize", action="store_true", help="with --reuse: merge the FTS segments first (timed)")
     ap.add_argument("--sizes", action="store_true", help="print the FTS / pages table sizes (scans the whole file)")
     ap.add_argument("--seed", type=int, default=15)
+    ap.add_argument("--per-type", type=int, default=60, help="queries per query type (at most 60)")
+    ap.add_argument("--procs", action="store_true", help="also 8 client processes (vs 8 threads: the GIL's share)")
     a = ap.parse_args()
     path = a.db or f"/tmp/sohoa-search-bench-{os.getpid()}.db"
     if not a.reuse:
@@ -240,29 +283,34 @@ def main() -> None:
     if a.no_query:
         ix.close()
         return
-    qs = queries(ix, a.seed)
+    qs = {k: v[: a.per_type] for k, v in queries(ix, a.seed).items()}
     run(ix, {k: v[:5] for k, v in qs.items()}, 1)  # warm the cache a little
-    results: dict[int, dict[str, list[float]]] = {}
-    for clients in (1, 8):
-        results[clients] = run(ix, qs, clients)
+    modes: dict[str, Callable[[], dict[str, list[float]]]] = {
+        "1 client": lambda: run(ix, qs, 1),
+        "8 threads": lambda: run(ix, qs, 8),
+    }
+    if a.procs:
+        modes["8 processes"] = lambda: run_procs(path, qs, 8)
+    results: dict[str, dict[str, list[float]]] = {}
+    rate: dict[str, float] = {}
+    for mode, fn in modes.items():
+        t = time.perf_counter()
+        results[mode] = fn()
+        rate[mode] = sum(map(len, results[mode].values())) / (time.perf_counter() - t)
     fmt: Callable[[float], str] = lambda x: f"{x:7.1f}"  # noqa: E731
-    print("\nlatency ms (p50 / p95 / p99), same run; shared noisy machine")
-    print(f"{'query type':36} {'1 client':>25} {'8 clients':>25}")
-    all1: list[float] = []
-    all8: list[float] = []
-    for k in qs:
-        one, eight = results[1][k], results[8][k]
-        all1 += one
-        all8 += eight
-        print(
-            f"{k:36} {fmt(pct(one, 50))} {fmt(pct(one, 95))} {fmt(pct(one, 99))}"
-            f"   {fmt(pct(eight, 50))} {fmt(pct(eight, 95))} {fmt(pct(eight, 99))}"
-        )
-    print(
-        f"{'ALL':36} {fmt(pct(all1, 50))} {fmt(pct(all1, 95))} {fmt(pct(all1, 99))}"
-        f"   {fmt(pct(all8, 50))} {fmt(pct(all8, 95))} {fmt(pct(all8, 99))}"
-    )
-    print(f"mean {statistics.mean(all1):.1f} ms (1 client), {statistics.mean(all8):.1f} ms (8 clients)")
+    print(f"\nlatency ms (p50 / p95 / p99), {a.per_type} queries per type, same run; shared noisy machine")
+    print(f"{'query type':36}" + "".join(f"{m:>25}" for m in results))
+    both: dict[str, list[float]] = {m: [] for m in results}
+    for k in list(qs) + ["ALL"]:
+        row = f"{k:36}"
+        for m, res in results.items():
+            xs = both[m] if k == "ALL" else res[k]
+            if k != "ALL":
+                both[m] += xs
+            row += f"{fmt(pct(xs, 50))} {fmt(pct(xs, 95))} {fmt(pct(xs, 99))}"
+        print(row)
+    for m in results:
+        print(f"{m}: mean {statistics.mean(both[m]):.1f} ms, {rate[m]:.1f} queries/s")
     ix.close()
     if not a.db:
         for suffix in ("", "-wal", "-shm"):

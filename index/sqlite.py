@@ -41,7 +41,7 @@ from index import sqlite_search as ss
 from index.base import IndexBackend, IndexError_, IndexUnavailable, map_errors
 from index.rates_sqlite import SqliteRegistry, migrate_registry, register_functions, unit_scope, unit_values_sql
 from sohoa.models import SEARCH_COUNT_CAP, DocRecord, PageText, SearchHit, SearchQuery, SearchResults
-from sohoa.text import fold, nfc, parse_query, snippet
+from sohoa.text import fold, nfc, parse_query
 
 FTS_TABLE = """
 CREATE VIRTUAL TABLE IF NOT EXISTS pages_fts USING fts5(
@@ -391,6 +391,12 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
         """Rows [offset, offset+limit) of one group: the RANK_WINDOW newest matches ordered by bm25 over the
         informative phrases (*rank_match*; newest first when there are none), then the older ones newest first."""
         out: list[tuple[int, float]] = []
+        if rank_match is None:  # nothing to score: the whole group newest first, only this page's rows fetched
+            rows = conn.execute(
+                "SELECT rowid FROM pages_fts WHERE pages_fts MATCH ? ORDER BY rowid DESC LIMIT ? OFFSET ?",
+                (match, limit, offset),
+            ).fetchall()
+            return [(int(r[0]), 0.0) for r in rows]
         if offset < RANK_WINDOW:
             window = [
                 int(r[0])
@@ -400,7 +406,7 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
                 )
             ]
             scores: dict[int, float] = {}
-            if rank_match and window:
+            if window:
                 # every window row holds every phrase: scoring the rank phrases over the window's rowid range
                 # scores each window row (and a few others, ignored)
                 scores = {
@@ -476,7 +482,7 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
                 page=r["number"],
                 score=round(-score, 4),
                 exact=is_exact,
-                snippet=snippet(r["text"], pq),
+                snippet=ss.snippet(r["text"], pq),
             )
             for rid, score, is_exact in picked
             if (r := rows.get(rid)) is not None

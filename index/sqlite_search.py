@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import html
 import re
 from datetime import date, timedelta
 
 from sohoa.domain import scope_keys, unit_key
-from sohoa.text import nfc
+from sohoa.text import ParsedQuery, fold, nfc
+from sohoa.text import snippet as text_snippet
 
 MARK = "ǂ"  # U+01C2, a letter for FTS5's unicode61 tokenizer: never in Vietnamese text (removed if it is)
 FILTER_MARK = "ǁ"  # U+01C1, likewise: the first letter of every filter token
@@ -103,3 +105,56 @@ def date_tokens(start: date, end: date) -> list[str]:
 
 def scope_tokens(units: tuple[str, ...]) -> list[str]:
     return [scope_token(k) for k in scope_keys(units)]
+
+
+def snippet(text: str, query: ParsedQuery, width: int = 220) -> str:
+    """:func:`sohoa.text.snippet`, the same output, faster: one regex over the folded text finds only the
+    query's words (C speed) instead of a Python step per word of the page, and the text is folded a growing
+    prefix at a time until the excerpt is known (the first match is usually early). The reference path took
+    ~0.3 ms a hit, most of a search's Python time, holding the GIL (it serialised concurrent searches)."""
+    wanted = sorted(set(query.folded_words), key=len, reverse=True)
+    text = nfc(text)
+    if not wanted or "Σ" in text:  # Σ lowers by context: a prefix could lower differently
+        return text_snippet(text, query, width)
+    pat = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, wanted)) + r")(?!\w)")
+    exact_wanted = {w.lower() for w in query.all_words}
+    has_diacritics = query.has_diacritics
+    n = len(text)
+    size = 4 * width
+    while True:
+        k = min(n, size)
+        folded = fold(text[:k]).lower()
+        if len(folded) != k:  # lower() changed lengths (rare letters): the reference path
+            return text_snippet(text, query, width)
+        # a match touching the prefix's end may continue past it (the anchor test below also keeps it out)
+        spans = [
+            (m.start(), m.end(), text[m.start() : m.end()].lower() in exact_wanted)
+            for m in pat.finditer(folded)
+            if m.end() < k or k == n
+        ]
+        anchor = next((sp for sp in spans if sp[2]), None) if has_diacritics else None
+        if anchor is None and spans and (not has_diacritics or k == n):
+            anchor = spans[0]
+        if anchor is not None and (anchor[0] + width < k or k == n):
+            break  # every span of the excerpt [start, start + width), start ≤ anchor, is known
+        if k == n:
+            body = text[:width]
+            return html.escape(" ".join(body.split())) + ("…" if n > width else "")
+        size *= 4
+    start = max(0, anchor[0] - width // 3)
+    if start > 0:
+        sp = text.rfind(" ", 0, start)
+        start = sp + 1 if sp >= 0 and anchor[0] - sp < width else start
+    end = min(n, start + width)
+    out: list[str] = ["…"] if start > 0 else []
+    pos = start
+    for s, e, _ in spans:
+        if s < start or e > end:
+            continue
+        out.append(html.escape(text[pos:s]))
+        out.append("<mark>" + html.escape(text[s:e]) + "</mark>")
+        pos = e
+    out.append(html.escape(text[pos:end]))
+    if end < n:
+        out.append("…")
+    return " ".join("".join(out).split())

@@ -112,6 +112,37 @@ def test_token_spaces_stay_apart(tmp_path: Path) -> None:
     ix.close()
 
 
+def test_fast_snippet_equals_the_reference() -> None:
+    from index.sqlite_search import snippet as fast
+    from sohoa.text import parse_query, snippet, words
+
+    rng = random.Random(5)
+    texts = [p.read_text(encoding="utf-8") for p in sorted(Path(__file__).parent.glob("data/ocr/*.txt"))]
+    texts += ["", "không có gì", "ĐẤT đai <b>&amp;</b> đất_đai Đất, dat; DAT đẤt 12/2024 ǂx"]
+    texts += ["ho so dat " * 300 + "hồ sơ đất đai", " ".join(texts)]  # exact form late; a long text
+    # a word across the end of the first folded prefix (4 × width characters), with and without a tail
+    texts += [("w " * 500)[:pad] + "đấtx đất dat hồ " + "ho so " * 5 for pad in range(860, 890)]
+    texts += [("w " * 500)[:pad] + "đất" for pad in range(230, 250)]
+    checked = 0
+    for text in texts:
+        ws = words(text) or ["đất"]
+        for _ in range(40):
+            picked = rng.sample(ws, min(len(ws), rng.randint(1, 3)))
+            picked = [rng.choice((w, fold(w), w.upper(), w.lower())) for w in picked]
+            q = " ".join(picked) if rng.random() < 0.6 else f'"{" ".join(picked)}" {rng.choice(ws)}'
+            if rng.random() < 0.15:
+                q += " khôngcótừnày"
+            pq = parse_query(q)
+            for width in (220, 60):
+                assert fast(text, pq, width) == snippet(text, pq, width), (q, width)
+                checked += 1
+    for text in texts[-50:]:
+        for q in ("dat", "đất", "đất hồ", "ho so", "w"):
+            for width in (220, 60):
+                assert fast(text, parse_query(q), width) == snippet(text, parse_query(q), width), (q, width)
+    assert checked > 400
+
+
 def test_date_tokens_cover_exactly() -> None:
     rng = random.Random(3)
     for _ in range(300):
