@@ -174,7 +174,7 @@ def find_columns(lines: list[Line], width: int) -> list[tuple[list[Line], int]]:
         words = [w for ln in rows[i] for w in ln.words]
         gaps = [g for g in _gaps(words, width, min_gap) if 0.2 * width < (g[0] + g[1]) / 2 < 0.8 * width
                 or g[0] > 0.2 * width and g[1] < 0.8 * width]  # fmt: skip
-        best: tuple[int, list[int], int] | None = None
+        best: tuple[int, list[int], int, int] | None = None
         for g0, g1 in gaps:
             lo, hi = g0, g1
             j, both = i, 0
@@ -203,33 +203,36 @@ def find_columns(lines: list[Line], width: int) -> list[tuple[list[Line], int]]:
                 bottom = max(ln.box[3] for ln in rows[j])
                 j += 1
             if both >= 2 and len(members) >= 3 and (best is None or len(members) > len(best[1])):
-                best = (both, members, (lo + hi) // 2)
+                best = (both, members, (lo + hi) // 2, lo)
         if best is None:
             i += 1
             continue
-        _, members, gutter = best
-        members = _rows_above(rows, members, gutter, width, lh, floor)
+        _, members, gutter, edge = best
+        members, gutter = _rows_above(rows, members, gutter, edge, width, lh, floor)
         bands.append(([ln for j in members for ln in rows[j]], gutter))
         i = floor = members[-1] + 1
     return bands
 
 
-def _rows_above(rows: list[list[Line]], members: list[int], gutter: int, width: int, lh: float,
-                floor: int) -> list[int]:  # fmt: skip
-    """*members* with the rows just above the band that lie wholly right of its gutter (off the page's
-    centre): the first line of the right block (a form's date line "Tân Lợi, ngày …") printed above the
-    left block's first line, which the band's search started below."""
+def _rows_above(rows: list[list[Line]], members: list[int], gutter: int, edge: int, width: int, lh: float,
+                floor: int) -> tuple[list[int], int]:  # fmt: skip
+    """*members* (and the gutter) with the rows just above the band that lie wholly right of its left block
+    (*edge*: the left block's right edge), off the page's centre: the first line of the right block (a
+    form's date line "Tân Lợi, ngày …", often wider than the block) printed above the left block's first
+    line, which the band's search started below."""
     j = members[0] - 1
     while j >= floor:
         ws = [w for ln in rows[j] for w in ln.words]
         top = min(ln.box[1] for ln in rows[j + 1])
         bottom = max(ln.box[3] for ln in rows[j])
         centre = (min(w.box[0] for w in ws) + max(w.box[2] for w in ws)) / 2
-        if top - bottom > 2 * lh or min(w.box[0] for w in ws) < gutter or centre < 0.56 * width:
+        start = min(w.box[0] for w in ws)
+        if top - bottom > 2 * lh or start <= edge + lh or centre < 0.56 * width:
             break
         members = [j, *members]
+        gutter = min(gutter, (edge + start) // 2)  # the line may start left of the right block
         j -= 1
-    return members
+    return members, gutter
 
 
 def reading_order(lines: list[Line], width: int, tables: list[Table] | None = None) -> str:

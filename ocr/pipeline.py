@@ -7,6 +7,7 @@ one Tesseract run (text + hOCR + PDF) → Vietnamese post-correction.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import unicodedata
 from collections.abc import Callable
@@ -101,6 +102,10 @@ class OcrSettings:
     # the reading that covers more is kept; 0 disables. A page still below low_coverage is flagged.
     min_coverage: float = 0.95
     fallback_psm: int = 4
+    # a page still below min_coverage after that: each line of letters left outside every word (at least
+    # reread_letters of them, over a quarter of the page's width) is cropped and read alone (--psm 7) and
+    # put in its place (a line typed over a dotted line that the page layout dropped); 0 disables
+    reread_letters: int = 12
     coverage_conf: int = 40
     low_coverage: float = 0.9
     # pixel budget of one page (SOHOA_MAX_PAGE_PIXELS): a low-dpi page is upscaled, and a photographed
@@ -299,6 +304,88 @@ def _flatten_photo(arr: np.ndarray, quad: PageQuad, s: OcrSettings) -> tuple[np.
     return warp_page(arr, quad, scale), max(1, round(page_dpi * scale)), page_dpi
 
 
+def missed_lines(gray: np.ndarray, words: list[tuple[int, int, int, int]], min_letters: int = 12,
+                 side: int = ANALYSIS_SIDE) -> list[tuple[int, int, int, int]]:  # fmt: skip
+    """Boxes (pixels of *gray*) of the lines of letter-sized ink lying outside every one of the *words*
+    boxes: rows of at least *min_letters* such letters spanning a quarter of the page's width or more."""
+    small, f = downscale(gray, side)
+    m = text_mask(small)
+    _, _, stats, cen = cv2.connectedComponentsWithStats(m, connectivity=8)
+    x, y, ws, hs, area = stats[1:, 0], stats[1:, 1], stats[1:, 2], stats[1:, 3], stats[1:, 4]
+    big = max(small.shape)
+    sel = (hs >= 3) & (hs <= big / 25) & (ws <= big / 15) & (area >= 4)  # as text_coverage
+    if not sel.any():
+        return []
+    inside = np.zeros(small.shape, bool)
+    for x0, y0, x1, y1 in words:
+        inside[int(y0 * f) : int(y1 * f) + 1, int(x0 * f) : int(x1 * f) + 1] = True
+    cx = np.clip(cen[1:, 0].astype(int), 0, small.shape[1] - 1)
+    cy = np.clip(cen[1:, 1].astype(int), 0, small.shape[0] - 1)
+    lost = np.flatnonzero(sel & ~inside[cy, cx])
+    if len(lost) < min_letters:
+        return []
+    lh = float(np.median(hs[sel]))
+    out: list[tuple[int, int, int, int]] = []
+    group: list[int] = []
+
+    def close() -> None:
+        if len(group) >= min_letters:
+            gx0, gx1 = int(x[group].min()), int((x[group] + ws[group]).max())
+            if gx1 - gx0 >= small.shape[1] / 4:
+                gy0, gy1 = int(y[group].min()), int((y[group] + hs[group]).max())
+                out.append((int(gx0 / f), int(gy0 / f), int(gx1 / f), int(gy1 / f)))
+
+    for k in sorted(lost, key=lambda k: cy[k]):  # letters whose centres are within half a letter: one line
+        if group and cy[k] - cy[group[-1]] > 0.5 * lh:
+            close()
+            group = []
+        group.append(int(k))
+    close()
+    return out
+
+
+_PAR = re.compile(r"<p class='ocr_par'[^>]*?title=[\"']bbox \d+ (\d+)")
+
+
+def _reread_missed(reading: np.ndarray, hocr: str, dpi: int, height: float, edge: float, tessdata: str,
+                   s: OcrSettings) -> tuple[str, int]:  # fmt: skip
+    """*hocr* with the lines :func:`missed_lines` finds read one by one (``--psm 7``) and put in as
+    paragraphs of their own before the first paragraph below them; (hOCR, lines added)."""
+    boxes = missed_lines(reading, parse_hocr_boxes(hocr, s.coverage_conf), s.reread_letters)
+    if not boxes:
+        return hocr, 0
+    scale = ocr_scale(s, dpi, height, edge)
+    extra: tuple[str, ...] = ("-c", "preserve_interword_spaces=1")
+    if s.postcorrect and s.lexicon_correction:
+        extra += ("-c", "lstm_choice_mode=2", "-c", f"lstm_choice_iterations={s.choice_iterations}")
+    h, w = reading.shape[:2]
+    added = 0
+    for x0, y0, x1, y1 in boxes:
+        pad = max(4, (y1 - y0) // 2)
+        cx0, cy0, cx1, cy1 = max(0, x0 - 2 * pad), max(0, y0 - pad), min(w, x1 + 2 * pad), min(h, y1 + pad)
+        crop = reading[cy0:cy1, cx0:cx1]
+        small = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 0.95 else crop
+        part = run_tesseract(small, round(dpi * scale), tessdata, s.lang, 7, s.oem, s.timeout_s, configs=("hocr",),
+                             extra=extra).hocr  # fmt: skip
+        part = scale_hocr(part, crop.shape[1] / small.shape[1], None, crop.shape[0] / small.shape[0])
+        pars = re.findall(r"<p class='ocr_par'.*?</p>", part, re.S)
+        conf, n = parse_hocr_confidence(part)
+        if not pars or n < 3 or conf < s.coverage_conf:
+            continue
+
+        def shift(m: re.Match[str], dx: int = cx0, dy: int = cy0) -> str:
+            a, b, c, d = (int(v) for v in m.groups())
+            return f"bbox {a + dx} {b + dy} {c + dx} {d + dy}"
+
+        par = re.sub(r"bbox (\d+) (\d+) (\d+) (\d+)", shift, pars[0])
+        at = next((m.start() for m in _PAR.finditer(hocr) if int(m.group(1)) > y0), None)
+        if at is None:
+            at = hocr.rfind("</p>") + 4 if "</p>" in hocr else len(hocr)
+        hocr = hocr[:at] + par + "\n" + hocr[at:]
+        added += 1
+    return hocr, added
+
+
 def process_page(image: Image.Image, dpi: int | None = None, settings: OcrSettings | None = None) -> PageResult:
     """OCR one page image: cleanup, orientation, deskew, one Tesseract run, post-correction."""
     s = settings or OcrSettings()
@@ -399,6 +486,15 @@ def process_page(image: Image.Image, dpi: int | None = None, settings: OcrSettin
         if better:
             out, coverage, psm = other, other_coverage, s.fallback_psm
             conf, words = parse_hocr_confidence(out.hocr)
+    reread = 0
+    if s.min_coverage and s.reread_letters and coverage < s.min_coverage:
+        hocr, reread = _reread_missed(reading, out.hocr, eff_dpi, height, edge, tessdata, s)
+        if reread:
+            out = TesseractOutput(out.text, hocr, out.pdf)
+            coverage = text_coverage(reading, parse_hocr_boxes(out.hocr, s.coverage_conf))
+            conf, words = parse_hocr_confidence(out.hocr)
+            log.info("reading check: %d lost line(s) read alone, %.0f%% of the letters now read", reread,
+                     100 * coverage)  # fmt: skip
     lap("check")
     hocr = out.hocr
     choices = s.postcorrect and s.lexicon_correction
@@ -414,7 +510,7 @@ def process_page(image: Image.Image, dpi: int | None = None, settings: OcrSettin
         lines = parse_lines(hocr)
         bands = find_columns([ln for ln in lines if ln.words], gray.shape[1]) if lines else []
         columns = len(bands)
-        if form.tables or bands:
+        if form.tables or bands or reread:
             text = postcorrect(reading_order(lines, gray.shape[1], form.tables))
         if form.checkboxes:
             label_checkboxes(form.checkboxes, parse_lines(hocr))

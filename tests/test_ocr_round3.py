@@ -43,6 +43,23 @@ def test_date_line_above_the_left_block_belongs_to_the_right_block() -> None:
     assert " ".join(reading_order(lines, 2400).split()) == expected
 
 
+def test_a_date_line_wider_than_the_right_block_keeps_its_first_word() -> None:
+    """The date line starts left of the right block's lines (it is centred over them): still the right
+    block's first line, and its first word is not lost."""
+    lines = [
+        line(200, (1100, "Nghi"), (1210, "Phong,"), (1350, "ngày"), (1470, "29"), (1550, "tháng"), (1690, "12")),
+        line(
+            262, (300, "XÁC"), (400, "NHẬN"), (540, "UBND"), (660, "XÃ"), (1750, "Người"), (1890, "làm"), (1990, "đơn")
+        ),
+        line(324, (380, "NGHI"), (480, "PHONG"), (1700, "(Ký,"), (1810, "ghi"), (1890, "rõ")),
+        line(386, (300, "PHÓ"), (400, "CHỦ"), (500, "TỊCH"), (1780, "Võ"), (1840, "Hiếu")),
+    ]
+    for i, ln in enumerate(lines):
+        ln.order = i
+    expected = "XÁC NHẬN UBND XÃ NGHI PHONG PHÓ CHỦ TỊCH Nghi Phong, ngày 29 tháng 12 Người làm đơn (Ký, ghi rõ Võ Hiếu"
+    assert " ".join(reading_order(lines, 2400).split()) == expected
+
+
 def test_a_centred_line_above_the_blocks_stays_out_of_them() -> None:
     """A title centred on the page above the two blocks is not taken into the right block."""
     lines = [
