@@ -361,12 +361,12 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
             start = max(query.date_from or "", lo[:10])
             end = min(query.date_to or "9999-12-31", hi[:10])
             try:
-                days = ss.date_tokens(date.fromisoformat(start), date.fromisoformat(end))
+                d0, d1 = date.fromisoformat(start), date.fromisoformat(end)
             except ValueError:
                 return None
-            if not days:
+            if d0 > d1:
                 return None
-            terms.append(ss.any_of(days))
+            terms.append(ss.date_match(d0, d1))
         return terms
 
     @staticmethod
@@ -381,9 +381,11 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
         FTS5's ``bm25`` first counts the pages holding each phrase of the expression it scores (its IDF), a walk
         over the whole doclist of a common word: 60 ms at 200k pages. A phrase on more than RANK_DF_MAX pages
         weighs next to nothing in bm25 anyway (IDF ≤ ln(N / RANK_DF_MAX)), so it is left out of the scoring.
+        The phrases are ANDed: every row of a ranking window holds all of them, and the AND leaves out more of
+        the other rows of the window's rowid range (each costs a bm25 evaluation, ~3 µs).
         """
         rare = [ph for ph in phrases if self._count(conn, ph, RANK_DF_MAX + 1) <= RANK_DF_MAX]
-        return "(" + " OR ".join(rare) + ")" if rare else None
+        return "(" + " AND ".join(rare) + ")" if rare else None
 
     def _ranked(
         self, conn: sqlite3.Connection, match: str, rank_match: str | None, offset: int, limit: int
@@ -453,7 +455,8 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
             if len(folded_parts) == 1 and not filters:  # the count is that phrase's page count
                 rank_match = folded_parts[0] if 0 < counted <= RANK_DF_MAX else None
             else:
-                rank_match = self._rank_match(conn, folded_parts) if counted else None
+                # every phrase is on at least as many pages as the whole query: none is rare when it is common
+                rank_match = self._rank_match(conn, folded_parts) if 0 < counted <= RANK_DF_MAX else None
             offset = (page - 1) * size
             picked = [(rid, sc, True) for rid, sc in self._ranked(conn, exact_match, rank_match, offset, size)]
             if len(picked) < size:  # the exact group ends on this page: the others follow

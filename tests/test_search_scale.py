@@ -143,6 +143,29 @@ def test_fast_snippet_equals_the_reference() -> None:
     assert checked > 400
 
 
+def test_date_ranges_through_the_index(tmp_path: Path) -> None:
+    """Date filters (day tokens, months minus days, whole months and years) against the dates themselves."""
+    ix = SqliteIndex(tmp_path / "i.db")
+    first = date(2024, 1, 25)
+    days = [first + timedelta(days=k) for k in range(80)]  # 2024-01-25 … 2024-04-13 (a leap February)
+    ix.bulk_replace_pages([(doc(f"d{k}", received=d.isoformat()), [PageText(1, "hồ sơ")]) for k, d in enumerate(days)])
+    rng = random.Random(9)
+    cases = [
+        (date(2024, 2, 1), date(2024, 2, 28)),
+        (date(2024, 2, 2), date(2024, 2, 29)),
+        (date(2024, 3, 1), date(2024, 3, 31)),
+    ]
+    cases += [(date(2023, 12, 1), date(2024, 12, 31)), (date(2024, 1, 1), date(2024, 12, 31))]
+    for _ in range(40):
+        a = first + timedelta(days=rng.randint(-5, 85))
+        cases.append((a, a + timedelta(days=rng.randint(0, 60))))
+    for a, b in cases:
+        want = sum(a <= d <= b for d in days)
+        got = ix.search(SearchQuery(q="ho so", date_from=a.isoformat(), date_to=b.isoformat(), size=100))
+        assert got.total == want, (a, b)
+    ix.close()
+
+
 def test_date_tokens_cover_exactly() -> None:
     rng = random.Random(3)
     for _ in range(300):
