@@ -72,3 +72,28 @@ def test_a_centred_line_above_the_blocks_stays_out_of_them() -> None:
         ln.order = i
     bands = find_columns(lines, 2400)
     assert len(bands) == 1 and len(bands[0][0]) == 3
+
+
+def test_a_line_outside_every_word_is_found_for_a_second_reading() -> None:
+    """A line Tesseract's page layout dropped (no word box over it) is found as a line of lost letters;
+    a page whose every line is inside words has none."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    from ocr.pipeline import missed_lines
+
+    img = Image.new("L", (2480, 1200), 255)
+    d = ImageDraw.Draw(img)
+    f = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 50)
+    boxes = []
+    for k in range(5):
+        y = 150 + 150 * k
+        d.text((250, y), "Nơi thường trú: Thôn Tân Thành, xã Nghi Thạch, huyện Nghi Lộc", font=f, fill=20)
+        x0, y0, x1, y1 = d.textbbox((250, y), "Nơi thường trú: Thôn Tân Thành, xã Nghi Thạch, huyện Nghi Lộc", font=f)
+        boxes.append((int(x0), int(y0), int(x1), int(y1)))
+    gray = np.asarray(img)
+    assert missed_lines(gray, boxes) == []
+    lost = missed_lines(gray, boxes[:2] + boxes[3:])
+    assert len(lost) == 1
+    x0, y0, x1, y1 = lost[0]
+    assert abs(y0 - boxes[2][1]) < 30 and abs(y1 - boxes[2][3]) < 30 and x0 < 300 and x1 > boxes[2][2] - 60
