@@ -351,7 +351,8 @@ def _reread_missed(reading: np.ndarray, hocr: str, dpi: int, height: float, edge
                    s: OcrSettings) -> tuple[str, int]:  # fmt: skip
     """*hocr* with the lines :func:`missed_lines` finds read one by one (``--psm 7``) and put in as
     paragraphs of their own before the first paragraph below them; (hOCR, lines added)."""
-    boxes = missed_lines(reading, parse_hocr_boxes(hocr, s.coverage_conf), s.reread_letters)
+    # every word counts here, however doubtful: a line read badly is not read twice
+    boxes = missed_lines(reading, parse_hocr_boxes(hocr), s.reread_letters)
     if not boxes:
         return hocr, 0
     scale = ocr_scale(s, dpi, height, edge)
