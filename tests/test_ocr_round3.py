@@ -97,3 +97,36 @@ def test_a_line_outside_every_word_is_found_for_a_second_reading() -> None:
     assert len(lost) == 1
     x0, y0, x1, y1 = lost[0]
     assert abs(y0 - boxes[2][1]) < 30 and abs(y1 - boxes[2][3]) < 30 and x0 < 300 and x1 > boxes[2][2] - 60
+
+
+def test_a_lost_line_is_read_alone_and_put_between_its_neighbours() -> None:
+    """The hOCR of a page whose middle line was dropped gets that line back, read with --psm 7, as a
+    paragraph between the lines above and below it (so the text keeps the page's order)."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    from ocr import OcrSettings, resolve_model
+    from ocr.layout import parse_lines
+    from ocr.pipeline import _reread_missed
+
+    texts = ["Kính gửi: Ủy ban nhân dân xã", "Nơi thường trú: Thôn Tân Thành, xã Nghi Thạch", "Số điện thoại"]
+    img = Image.new("L", (2480, 700), 255)
+    d = ImageDraw.Draw(img)
+    f = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 50)
+    pars = []
+    for k, t in enumerate(texts):
+        d.text((250, 150 + 150 * k), t, font=f, fill=20)
+        if k != 1:  # the layout "dropped" the middle line: one word box over each other line
+            x0, y0, x1, y1 = (int(v) for v in d.textbbox((250, 150 + 150 * k), t, font=f))
+            pars.append(
+                f"<p class='ocr_par' id='par_{k}' title=\"bbox {x0} {y0} {x1} {y1}\"><span class='ocr_line' "
+                f"id='line_{k}' title=\"bbox {x0} {y0} {x1} {y1}\"><span class='ocrx_word' id='word_{k}' "
+                f"title='bbox {x0} {y0} {x1} {y1}; x_wconf 95'>{t}</span></span></p>"
+            )
+    hocr = "<div class='ocr_page'><div class='ocr_carea'>" + "\n".join(pars) + "</div></div>"
+    s = OcrSettings()
+    hocr2, added = _reread_missed(np.asarray(img), hocr, 300, 32.0, 0.5, resolve_model(s)[0], s)
+    assert added == 1
+    lines = [" ".join(w.text for w in ln.words) for ln in parse_lines(hocr2)]
+    assert lines[0] == texts[0] and lines[-1] == texts[2] and len(lines) == 3
+    assert "Thôn Tân Thành" in lines[1]
