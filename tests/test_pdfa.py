@@ -302,6 +302,29 @@ def test_lossless_when_it_fits_the_budget() -> None:
     assert img.kind == "flate-gray" and img.decode_parms["Predictor"] == 15
 
 
+def test_lossless_tried_on_the_whole_page_only_when_a_band_sample_says_it_may_fit(monkeypatch: Any) -> None:
+    import sohoa.pdfa as pdfa
+
+    rows: list[int] = []
+    real = pdfa._png_idat
+
+    def counted(gray: np.ndarray) -> bytes:
+        rows.append(gray.shape[0])
+        return real(gray)
+
+    monkeypatch.setattr(pdfa, "_png_idat", counted)
+    noisy = photo_page((700, 1200))  # a scan's grain: lossless is several times the JPEG
+    img = encode_page(
+        noisy, budget=len(encode_page(noisy).encoded or b"") // 2, settings=EncodeSettings(jpx_fallback=False)
+    )
+    assert img.kind.startswith("jpeg-gray") and rows == [128]  # the two bands of 64 rows, not the 1200
+    rows.clear()
+    stripes = np.full((1200, 700), 255, np.uint8)
+    stripes[:, ::7] = 128  # flat: tiny as Flate, so the probe lets the whole page be compressed
+    img = encode_page(stripes, budget=4000)
+    assert img.kind == "flate-gray" and rows == [128, 1200]
+
+
 def test_colour_page_kept_colour_gray_colour_made_gray() -> None:
     colour = np.zeros((200, 300, 3), np.uint8)
     colour[:, :, 2] = 200  # red

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pikepdf
 import pytest
 from fastapi.testclient import TestClient
@@ -85,6 +86,36 @@ def test_parallel_document_equals_sequential(tmp_path: Path) -> None:
     assert par_keys == seq_keys
     assert "page-0001.preview.jpg" in par_keys and "page-0001.jpg" not in par_keys
     assert pagepool.pool_pids(), "the pages went through the process pool"
+
+
+def test_libtesseract_in_the_process_reads_as_the_program_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page process runs Tesseract through its library (the model loaded once): the same text, hOCR and
+    PDF as the program, for the page's reading and for a strip check (another configuration)."""
+    import ocr
+    from ocr import tesseract
+    from ocr.pipeline import _strip_confidence
+
+    page = render_page(list(TEXTS.values())[1], 200, skew=0.8)
+    norm = re.compile(r"image \"[^\"]*\"")
+    tessdata = tesseract.resolve_model(None)[0]
+    gray = np.asarray(page.convert("L"))
+    results = []
+    try:
+        for library in (False, True):
+            assert tesseract.use_library(library) == library
+            if library:  # no program is started from now on
+                monkeypatch.setattr(tesseract.pt, "run_tesseract", lambda *a, **k: pytest.fail("program run"))
+            res = ocr.process_page(page, 200)
+            strip = _strip_confidence(gray, 0, 0.0, 200, tessdata, ocr.OcrSettings())
+            with pikepdf.open(io.BytesIO(res.pdf)) as pdf:
+                c = pdf.pages[0].obj.Contents
+                ops = b"".join(x.read_bytes() for x in (c if isinstance(c, pikepdf.Array) else [c]))
+                text_ops = re.sub(rb"/Im\S+ Do", b"/Im Do", ops)  # (the grafted image's name is random)
+            results.append((res.text, norm.sub("", res.hocr), res.mean_confidence, strip, text_ops))
+    finally:
+        tesseract.use_library(False)
+    assert results[0] == results[1]
+    assert len(results[0][0]) > 200 and b"] TJ" in results[0][4]  # read, with the text in the PDF
 
 
 def test_pages_are_fed_lazily_and_results_come_in_page_order(tmp_path: Path) -> None:
