@@ -87,7 +87,7 @@ CREATE TABLE IF NOT EXISTS unit_values (unit TEXT PRIMARY KEY) WITHOUT ROWID;
 )
 
 RANK_WINDOW = 1000  # newest matches ranked per group (exact / folded-only); see the module docstring
-RANK_DF_MAX = 5000  # a query phrase on more pages than this is left out of the bm25 scoring (see _rank_match)
+RANK_DF_MAX = 5000  # a query phrase on more pages than this is left out of bm25 (see _count_and_rank)
 _META_COLS = ("dossier_code", "kind", "unit", "received_at")
 
 _DOC_COLS = (
@@ -365,9 +365,10 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
                 return None
             terms.append(ss.any_of(scope))
         if query.date_from or query.date_to:
-            # two statements: each uses the received_at index (min and max together scan the table)
-            lo = conn.execute("SELECT min(received_at) FROM documents").fetchone()[0]
-            hi = conn.execute("SELECT max(received_at) FROM documents").fetchone()[0]
+            # two subqueries: each uses the received_at index (min and max of one SELECT scan the table)
+            lo, hi = conn.execute(
+                "SELECT (SELECT min(received_at) FROM documents), (SELECT max(received_at) FROM documents)"
+            ).fetchone()
             if lo is None:
                 return None
             start = max(query.date_from or "", lo[:10])
@@ -387,17 +388,36 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
         sql = "SELECT count(*) FROM (SELECT rowid FROM pages_fts WHERE pages_fts MATCH ? LIMIT ?)"
         return int(conn.execute(sql, (match, cap)).fetchone()[0])
 
-    def _rank_match(self, conn: sqlite3.Connection, phrases: list[str]) -> str | None:
-        """FTS5 expression of the query phrases informative enough to rank by (at most RANK_DF_MAX pages each).
+    @staticmethod
+    def _count_and_rank(conn: sqlite3.Connection, base: str, phrases: list[str], alone: bool) -> tuple[int, str | None]:
+        """The total of *base* (at most SEARCH_COUNT_CAP + 1) and the FTS5 expression of the query phrases
+        informative enough to rank by (at most RANK_DF_MAX pages each), in one statement (each statement's
+        return re-takes the GIL, a wait behind other client threads). *alone*: *base* is one phrase, its total
+        is its page count.
 
         FTS5's ``bm25`` first counts the pages holding each phrase of the expression it scores (its IDF), a walk
         over the whole doclist of a common word: 60 ms at 200k pages. A phrase on more than RANK_DF_MAX pages
         weighs next to nothing in bm25 anyway (IDF ≤ ln(N / RANK_DF_MAX)), so it is left out of the scoring.
-        The phrases are ANDed: every row of a ranking window holds all of them, and the AND leaves out more of
-        the other rows of the window's rowid range (each costs a bm25 evaluation, ~3 µs).
+        Every phrase is on at least as many pages as the whole query, so none is counted when the query is
+        common (the ``CASE`` evaluates the phrase counts only then). The phrases are ANDed: every row of a
+        ranking window holds all of them, and the AND leaves out more of the other rows of the window's rowid
+        range (each costs a bm25 evaluation, ~3 µs).
         """
-        rare = [ph for ph in phrases if self._count(conn, ph, RANK_DF_MAX + 1) <= RANK_DF_MAX]
-        return "(" + " AND ".join(rare) + ")" if rare else None
+        sub = "(SELECT count(*) FROM (SELECT rowid FROM pages_fts WHERE pages_fts MATCH ?{} LIMIT {}))"
+        dfs = [] if alone else phrases
+        cols = "".join(
+            f", CASE WHEN n BETWEEN 1 AND {RANK_DF_MAX} THEN {sub.format(i + 3, RANK_DF_MAX + 1)} END"
+            for i in range(len(dfs))
+        )
+        row = conn.execute(
+            f"SELECT n{cols} FROM (SELECT {sub.format(1, '?2')} AS n)", [base, SEARCH_COUNT_CAP + 1, *dfs]
+        ).fetchone()
+        counted = int(row[0])
+        if alone:
+            rare = phrases if 0 < counted <= RANK_DF_MAX else []
+        else:
+            rare = [ph for ph, df in zip(phrases, row[1:], strict=True) if df is not None and df <= RANK_DF_MAX]
+        return counted, ("(" + " AND ".join(rare) + ")" if rare else None)
 
     def _ranked(
         self, conn: sqlite3.Connection, match: str, rank_match: str | None, offset: int, limit: int
@@ -449,16 +469,13 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
             base = " AND ".join([folded, *filters])
             exact_match = f"{base} AND {exact}"
             rest_match = f"({base}) NOT ({exact})"
-            counted = self._count(conn, base, SEARCH_COUNT_CAP + 1)
-            if len(folded_parts) == 1 and not filters:  # the count is that phrase's page count
-                rank_match = folded_parts[0] if 0 < counted <= RANK_DF_MAX else None
-            else:
-                # every phrase is on at least as many pages as the whole query: none is rare when it is common
-                rank_match = self._rank_match(conn, folded_parts) if 0 < counted <= RANK_DF_MAX else None
+            alone = len(folded_parts) == 1 and not filters
+            counted, rank_match = self._count_and_rank(conn, base, folded_parts, alone)
             offset = (page - 1) * size
             picked = [(rid, sc, True) for rid, sc in self._ranked(conn, exact_match, rank_match, offset, size)]
             if len(picked) < size:  # the exact group ends on this page: the others follow
-                n_exact = self._count(conn, exact_match, offset + size)
+                # the group's size: known from this page unless it ended on an earlier one
+                n_exact = offset + len(picked) if picked or not offset else self._count(conn, exact_match, offset)
                 rest = self._ranked(conn, rest_match, rank_match, max(0, offset - n_exact), size - len(picked))
                 picked += [(rid, sc, False) for rid, sc in rest]
             rows = {
