@@ -118,6 +118,40 @@ def test_libtesseract_in_the_process_reads_as_the_program_does(monkeypatch: pyte
     assert len(results[0][0]) > 200 and b"] TJ" in results[0][4]  # read, with the text in the PDF
 
 
+def test_warm_up_loads_the_model_before_the_first_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker warms its OCR up at start: the first real page then loads no Tesseract model."""
+    import pickle
+
+    import ocr
+    from ocr import tesseract
+
+    made: list[Any] = []
+    real = tesseract._Api.__init__
+
+    def counted(self: Any, *a: Any) -> None:
+        made.append(a)
+        real(self, *a)
+
+    monkeypatch.setattr(tesseract._Api, "__init__", counted)
+    monkeypatch.setattr(pagepool, "_library_checked", False)
+    page = render_page(list(TEXTS.values())[2], 200)
+    seen: list[int] = []
+
+    def worker() -> None:  # a thread of its own: its (thread-local) loaded models start empty
+        pagepool.warm_up()
+        seen.append(len(made))
+        pagepool.ocr_page(pagepool.PageTask(1, pickle.dumps(page), 200, 200, "L", ocr.OcrSettings(), 150, False))
+        seen.append(len(made))
+
+    try:
+        t = threading.Thread(target=worker)
+        t.start()
+        t.join()
+    finally:
+        tesseract.use_library(False)
+    assert seen[0] >= 1 and seen == [seen[0], seen[0]]
+
+
 def test_pages_are_fed_lazily_and_results_come_in_page_order(tmp_path: Path) -> None:
     """At most 2 × workers pages are taken from the source before the first result is handed back."""
     page = render_page(list(TEXTS.values())[0], 150)

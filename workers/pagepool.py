@@ -198,6 +198,27 @@ def ocr_page(task: PageTask) -> PageOutput:
                       (w * 72 / dpi, h * 72 / dpi), res.model, dict(res.timings), info)  # fmt: skip
 
 
+def warm_up(settings: ocr.OcrSettings | None = None) -> float:
+    """OCR a small made-up page in this process, so that the first real page does not pay for the imports,
+    the lexicon and Tesseract's model (~2 s, 5 s on a busy machine). Never raises; returns the seconds."""
+    t = time.perf_counter()
+    try:
+        from PIL import Image, ImageDraw
+
+        from sohoa.demo import TEXTS, font
+
+        img = Image.new("L", (1500, 420), 255)
+        draw, f = ImageDraw.Draw(img), font(54)
+        for k, line in enumerate(next(iter(TEXTS.values()))[:3]):
+            draw.text((60, 50 + 120 * k), line, font=f, fill=20)
+        ocr_page(PageTask(0, pickle.dumps(img), 300, 300, "L", settings or ocr.OcrSettings(), 0, False))
+    except Exception as e:  # noqa: BLE001 - a warm-up only: the first page will report any real problem
+        import logging
+
+        logging.getLogger("sohoa.worker").warning("OCR warm-up failed (%s: %s)", type(e).__name__, e)
+    return time.perf_counter() - t
+
+
 # -- the pool ----------------------------------------------------------------------------------------------
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
@@ -212,6 +233,22 @@ def _child_init() -> None:
         cv2.setNumThreads(1)
     except ImportError:  # pragma: no cover - cv2 is a dependency
         pass
+    if os.environ.get("SOHOA_PAGE_WARMUP", "1") != "0":
+        warm_up()
+
+
+def _nap(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def start_pool(workers: int) -> float:
+    """Start the page processes now (each warms up, :func:`warm_up`) rather than at the first document;
+    returns the seconds it took."""
+    t = time.perf_counter()
+    pool = shared_pool(workers)
+    list(pool.map(_nap, [0.3] * workers))  # each process takes one once it is up
+    return time.perf_counter() - t
 
 
 def shared_pool(workers: int) -> ProcessPoolExecutor:

@@ -191,6 +191,8 @@ class JobQueue:
 
             check_ocr_installed(self.tessdata_dir)  # a missing tesseract is a configuration error, reported now
             remove_stale()  # job folders left by a worker that was killed (kill -9, OOM) before cleaning up
+            if not self.in_process:
+                self._warm_up()
             self.worker = dramatiq.Worker(self.broker, worker_threads=max(1, threads), worker_timeout=200)
             if not os.environ.get("dramatiq_queue_prefetch"):  # noqa: SIM112 - Dramatiq's own name
                 # Dramatiq fetches 2 × threads messages ahead: one process took every document of a small batch
@@ -200,6 +202,17 @@ class JobQueue:
             self._announce()
             log.info("started %d worker thread(s) on %s", threads, self._masked())
         return self.worker
+
+    def _warm_up(self) -> None:
+        """A worker process (Redis, AMQP) gets its OCR ready before it takes a message: the page processes
+        started, or the OCR warmed up in this process when pages run inline (``SOHOA_PAGE_WORKERS=1``). Two
+        fresh workers otherwise spent 2–5 s each on their first page (imports, lexicon, Tesseract's model)."""
+        from workers import pagepool
+        from workers.process import _ocr_settings
+
+        n = pagepool.page_workers(self.ctx.settings.page_workers)
+        secs = pagepool.warm_up(_ocr_settings(self.ctx)) if n == 1 else pagepool.start_pool(n)
+        log.info("OCR warmed up in %.1f s (%d page process(es))", secs, 0 if n == 1 else n)
 
     def _announce(self) -> None:
         """Tell the reconciler which process owns this Redis worker id, so that the messages it fetched are known
