@@ -20,7 +20,8 @@ and both be stored. The lock of a dossier is a lease (:mod:`sohoa.leases`) named
 lease store beside the index — a SQLite table in the data dir on the embedded default (taken in one
 transaction: threads and processes of one PC), an Elasticsearch document written with a compare-and-set
 when scaled out — held from the duplicate check until the new documents are in the index. The slow part
-(hashing the pages) is done before taking it.
+(hashing the pages, comparing them with the dossier's documents stored so far) is done before taking it;
+under the lock only the documents stored since then are compared.
 """
 
 from __future__ import annotations
@@ -185,7 +186,7 @@ def _take(store: LeaseStore, code: str, owner: str, ttl_s: float, wait_s: float)
                 retry_after_s=10,
             )
         time.sleep(delay)
-        delay = min(delay * 1.5, 0.2)
+        delay = min(delay * 1.5, 0.05)
 
 
 @contextmanager

@@ -127,17 +127,21 @@ def _stored_image(ctx: Context, m: Manifest, i: int, cache: dict[tuple[str, int]
     return cache[(m.id, i)]
 
 
-def _same_content(ctx: Context, p: Manifest, pages: _Pages, cache: dict[tuple[str, int], object]) -> Manifest | None:
+def _same_content(
+    ctx: Context, p: Manifest, pages: _Pages, cache: dict[tuple[str, int], object], seen: set[str]
+) -> Manifest | None:
     """A document of the same dossier and kind with the same pages (re-encoded, turned); flags on *p* the
-    pages that look like pages of the dossier's other documents (``similar_pages`` and a warning)."""
+    pages that look like pages of the dossier's other documents (``similar_pages`` and a warning).
+    Documents whose id is in *seen* were looked at already and are skipped; the others are added to it."""
     from ingest.dedupe import MATCH_BITS, SAME_MISS, distance, ink_difference
 
     if not pages.hashes:
         return None
     found: Manifest | None = None
     for d in ctx.index.list_documents(dossier_code=p.dossier_code):
-        if d.status == Status.FAILED.value or d.id == p.id:
+        if d.status == Status.FAILED.value or d.id == p.id or d.id in seen:
             continue
+        seen.add(d.id)
         try:
             old = ctx.load_manifest(d.id)
         except NotFound:
@@ -235,15 +239,16 @@ def accept_batch(ctx: Context, items: list[UploadItem], all_or_nothing: bool = T
     if errors and all_or_nothing:
         raise BatchError(errors)
 
-    # the slow part first, without the dossier locks: each page's hash (not for a file already stored as is)
-    looks: dict[int, _Pages] = {}
+    # the slow part first, without the dossier locks: each page's hash, and the look at the dossier's documents
+    # stored so far; under the locks only the documents stored since then are looked at
+    first_look = _FirstLook()
+    batches = Batches(ctx)
     for n, (item, p) in enumerate(zip(items, prepared, strict=True)):
-        if isinstance(p, Manifest) and not _stored_as_is(ctx, p):
-            looks[n] = _Pages(item.path, p.media_type)
-            p.page_hashes = [h[0] for h in looks[n].hashes]
+        if isinstance(p, Manifest):
+            first_look.run(ctx, batches, n, item, p)
     codes = {p.dossier_code for p in prepared if isinstance(p, Manifest)}
     with dossier_locks(ctx, codes) as still_held:  # check, then store: one upload of a dossier at a time
-        out, new = _check_and_store(ctx, items, prepared, looks, errors, still_held)
+        out, new = _check_and_store(ctx, items, prepared, first_look, errors, still_held)
     fresh = iter(m for _, m in new)
     result: list[Accepted | InputError] = []
     for r in out:
@@ -257,17 +262,35 @@ def accept_batch(ctx: Context, items: list[UploadItem], all_or_nothing: bool = T
     return result
 
 
-def _stored_as_is(ctx: Context, p: Manifest) -> bool:
-    """The same file is already in the index for the same dossier and kind (a hint, read without the lock)."""
-    return any(d.kind == p.kind and d.status != Status.FAILED.value
-               for d in ctx.index.list_documents(dossier_code=p.dossier_code, sha256=p.sha256))  # fmt: skip
+class _FirstLook:
+    """What an upload finds without the dossier lock, per item: the stored document it repeats (same file or
+    same pages), its pages, the documents looked at. Kept as is under the lock (a stored document stays)."""
+
+    def __init__(self) -> None:
+        self.found: dict[int, Manifest] = {}
+        self.looks: dict[int, _Pages] = {}
+        self.seen: dict[int, set[str]] = {}
+        self.cache: dict[tuple[str, int], object] = {}
+
+    def pages(self, n: int, item: UploadItem, p: Manifest) -> _Pages:
+        if n not in self.looks:
+            self.looks[n] = _Pages(item.path, p.media_type)
+            p.page_hashes = [h[0] for h in self.looks[n].hashes]
+        return self.looks[n]
+
+    def run(self, ctx: Context, batches: Batches, n: int, item: UploadItem, p: Manifest) -> None:
+        old = _existing(ctx, batches, p, [])
+        if old is None:
+            old = _same_content(ctx, p, self.pages(n, item, p), self.cache, self.seen.setdefault(n, set()))
+        if old is not None:
+            self.found[n] = old
 
 
 def _check_and_store(
     ctx: Context,
     items: list[UploadItem],
     prepared: list[Manifest | InputError],
-    looks: dict[int, _Pages],
+    first_look: _FirstLook,
     errors: list[InputError],
     still_held: Callable[[], None],
 ) -> tuple[list[Accepted | InputError | None], list[tuple[UploadItem, Manifest]]]:
@@ -279,7 +302,6 @@ def _check_and_store(
     new: list[tuple[UploadItem, Manifest]] = []
     in_batch: dict[tuple[str, str, str], Manifest] = {}
     dups: list[Manifest] = []
-    look_cache: dict[tuple[str, int], object] = {}
     committed = [r for r in batches.records() if r.state == COMMITTED] if len(errors) < len(items) else []
     for n, (item, p) in enumerate(zip(items, prepared, strict=True)):
         if isinstance(p, InputError):
@@ -289,12 +311,10 @@ def _check_and_store(
         if first is not None:  # the same file twice in this batch: one document
             out.append(Accepted(first, duplicate=True))
             continue
-        old = _existing(ctx, batches, p, committed)
-        if old is None:
-            if n not in looks:  # stored as is a moment ago, gone since (deleted, failed)
-                looks[n] = _Pages(item.path, p.media_type)
-                p.page_hashes = [h[0] for h in looks[n].hashes]
-            old = _same_content(ctx, p, looks[n], look_cache)
+        old = first_look.found.get(n) or _existing(ctx, batches, p, committed)
+        if old is None:  # only the documents stored since the first look
+            pages = first_look.pages(n, item, p)
+            old = _same_content(ctx, p, pages, first_look.cache, first_look.seen.setdefault(n, set()))
         if old is not None and item.keep_duplicate:
             p.duplicate_of = old.id
             p.warnings.append(f"cùng nội dung với tài liệu {old.filename} ({old.id}): giữ làm phiên bản mới")
@@ -304,9 +324,7 @@ def _check_and_store(
             dups.append(old)
             continue
         if not p.page_hashes:
-            if n not in looks:
-                looks[n] = _Pages(item.path, p.media_type)
-            p.page_hashes = [h[0] for h in looks[n].hashes]
+            first_look.pages(n, item, p)
         in_batch[_identity(p)] = p
         new.append((item, p))
         out.append(None)  # filled by the caller

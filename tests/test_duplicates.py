@@ -155,6 +155,7 @@ def test_api_answers_a_duplicate_with_the_stored_document(tmp_path: Path) -> Non
 def _rendezvous_before_storing(monkeypatch: pytest.MonkeyPatch, parties: object) -> None:
     """Every upload that is about to store waits there for the other (up to 2 s): without the dossier lock both
     uploads have checked and found nothing by then, and both store."""
+    import contextlib
     import threading
 
     import ingest.service as service
@@ -162,25 +163,24 @@ def _rendezvous_before_storing(monkeypatch: pytest.MonkeyPatch, parties: object)
     real = service._store
 
     def store(*args: object) -> None:
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):
             parties.wait(timeout=2)  # type: ignore[attr-defined]
-        except threading.BrokenBarrierError:
-            pass
         real(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(service, "_store", store)
 
 
+@pytest.mark.parametrize("copy", ["same bytes", "re-encoded"])
 def test_two_identical_uploads_at_the_same_moment_store_one(
-    ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, copy: str
 ) -> None:
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
     _rendezvous_before_storing(monkeypatch, threading.Barrier(2))
-    data = _pdf([PAGE_A, PAGE_C])
+    data = [_pdf([PAGE_A, PAGE_C]), _pdf([PAGE_A, PAGE_C], quality=40 if copy == "re-encoded" else 85)]
     with ThreadPoolExecutor(2) as pool:
-        got = list(pool.map(lambda _: _put(ctx, tmp_path, data), range(2)))
+        got = list(pool.map(lambda b: _put(ctx, tmp_path, b), data))
     stored = [r for r in got if not r.duplicate]
     assert len(stored) == 1, [(r.manifest.id, r.duplicate) for r in got]
     [dup] = [r for r in got if r.duplicate]
