@@ -166,13 +166,14 @@ def test_pages_are_read_lazily(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
     p = as_pdf(tmp_path, img2pdf.convert([encode(pattern(200, 280), "JPEG", dpi=(100, 100))] * 3))
     decoded: list[int] = []
-    real = pdf_module.decode_page_image
+    for name in ("decode_page_image", "lazy_jpeg"):  # (a scan's JPEG is only opened: lazy_jpeg)
+        real = getattr(pdf_module, name)
 
-    def counting(plan: Any) -> Any:
-        decoded.append(plan.width)
-        return real(plan)
+        def counting(plan: Any, real: Any = real) -> Any:
+            decoded.append(plan.width)
+            return real(plan)
 
-    monkeypatch.setattr(pdf_module, "decode_page_image", counting)
+        monkeypatch.setattr(pdf_module, name, counting)
     it = formats.iter_pages(p, "application/pdf", 300, BUDGET)
     next(it)
     assert len(decoded) == 1
@@ -355,6 +356,23 @@ def test_page_image_above_the_budget_is_rendered_within_it(tmp_path: Path) -> No
     assert page.image.width * page.image.height <= 1_000_000
     (page,) = pages(p, render_dpi=300, budget=BUDGET)
     assert page.image.size == (1200, 1680) and page.dpi == 300
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_a_scans_jpeg_is_handed_on_undecoded_and_decodes_to_the_same_pixels(tmp_path: Path, mode: str) -> None:
+    """The worker's main process only reads the JPEG's header; the page process decodes it (same pixels)."""
+    from sohoa.formats.pdf import decode_page_image
+
+    good = encode(pattern(300, 420, mode), "JPEG", dpi=(72, 72))
+    p = as_pdf(tmp_path, img2pdf.convert(good))
+    (page,) = pages(p, render_dpi=72)
+    assert page.lazy and page.encoded == good and page.encoded_filter == "DCTDecode"
+    with pikepdf.open(p) as pdf:
+        plan, _ = page_image(pdf.pages[0])
+        assert plan is not None
+        decoded, _ = decode_page_image(plan)
+    assert page.image.mode == decoded.mode == mode
+    assert np.array_equal(np.asarray(page.image), np.asarray(decoded))
 
 
 def test_undecodable_image_falls_back_to_rendering(tmp_path: Path) -> None:

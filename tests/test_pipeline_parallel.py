@@ -118,6 +118,23 @@ def test_libtesseract_in_the_process_reads_as_the_program_does(monkeypatch: pyte
     assert len(results[0][0]) > 200 and b"] TJ" in results[0][4]  # read, with the text in the PDF
 
 
+def test_a_scans_jpeg_goes_to_the_page_process_as_its_bytes(tmp_path: Path) -> None:
+    import ocr
+    from workers.pages import PageSourceError, iter_pages
+
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(pdf_bytes([render_page(list(TEXTS.values())[0], 100)], 100))
+    (src,) = iter_pages(path, "application/pdf", 300, 40_000_000)
+    encoded = src.encoded
+    task = pagepool.PageTask.make(src, 100, ocr.OcrSettings(), 150, False)
+    assert src.lazy and task.jpeg and task.image == encoded  # not 1 MB of pickled pixels
+    with Image.open(io.BytesIO(encoded or b"")) as im:
+        assert np.array_equal(np.asarray(task.load_image()), np.asarray(im))
+    task.image = task.image[: len(task.image) // 2]
+    with pytest.raises(PageSourceError, match="cannot be decoded"):
+        task.load_image()
+
+
 def test_warm_up_loads_the_model_before_the_first_page(monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker warms its OCR up at start: the first real page then loads no Tesseract model."""
     import pickle

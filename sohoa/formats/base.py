@@ -59,6 +59,9 @@ class SourcePage:
     /<encoded_colorspace>``, ``/BitsPerComponent <encoded_bpc>`` and ``/DecodeParms`` built from
     ``encoded_decode_parms`` (names without the slash, e.g. ``{"K": -1, "Columns": 2480}``).
     ``encoded_colorspace`` is ``DeviceGray``, ``DeviceRGB`` or ``DeviceCMYK`` (only those are set).
+
+    ``lazy``: ``image`` is only opened (its header read) from ``encoded``, a plain JPEG, and is decoded
+    where it is used (the worker sends the JPEG's bytes to a page process, not the decoded pixels).
     """
 
     number: int
@@ -70,6 +73,7 @@ class SourcePage:
     encoded_colorspace: str = ""
     encoded_bpc: int = 0
     encoded_decode_parms: dict[str, Any] = field(default_factory=dict)
+    lazy: bool = False
 
 
 def ensure_pil_guard(max_page_pixels: int) -> None:

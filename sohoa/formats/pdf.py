@@ -22,6 +22,7 @@ upscales it).
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -266,6 +267,29 @@ def decode_page_image(plan: PageImage) -> tuple[Image.Image, dict[str, Any]]:
     return img, extra
 
 
+def lazy_jpeg(plan: PageImage) -> tuple[Image.Image, dict[str, Any]] | None:
+    """A plain JPEG drawn upright, only opened (its header read): the page process decodes it, not the
+    worker's main process. None when anything about it needs :func:`decode_page_image` — which also
+    catches a broken stream (no end marker, a header that does not match): that page is rendered."""
+    x = plan.xobject
+    cs = str(x.get("/ColorSpace"))
+    if plan.transposes or _filters(x) != ["/DCTDecode"] or "/DecodeParms" in x or x.get("/BitsPerComponent") != 8:
+        return None
+    raw = x.read_raw_bytes()
+    if not raw.rstrip(b"\0\r\n\t ").endswith(b"\xff\xd9"):
+        return None
+    try:
+        img = Image.open(io.BytesIO(raw), formats=["JPEG"])
+    except Exception:  # noqa: BLE001 - whatever Pillow cannot parse is decoded (and maybe rendered) the long way
+        return None
+    if img.size != (plan.width, plan.height) or (img.mode, cs) not in (("L", "/DeviceGray"), ("RGB", "/DeviceRGB")):
+        img.close()
+        return None
+    extra = {"encoded": raw, "encoded_filter": "DCTDecode", "encoded_colorspace": cs[1:], "encoded_bpc": 8,
+             "encoded_decode_parms": {}, "lazy": True}  # fmt: skip
+    return img, extra
+
+
 def render_dpi_within(width_pt: float, height_pt: float, dpi: int, max_page_pixels: int) -> int:
     """The highest dpi ≤ ``dpi`` at which a ``width_pt``×``height_pt`` page fits ``max_page_pixels``.
 
@@ -328,7 +352,7 @@ def _taken(i: int, plan: PageImage, max_page_pixels: int) -> SourcePage | None:
         log.info("PDF page %d: image pixels are not square on the page: rasterised", i)
         return None
     try:
-        img, extra = decode_page_image(plan)
+        img, extra = lazy_jpeg(plan) or decode_page_image(plan)
     except Exception as e:  # noqa: BLE001 - whatever Pillow/pikepdf cannot decode, the renderer may
         log.info("PDF page %d: its image cannot be decoded here (%s: %s): rasterised", i, type(e).__name__, e)
         return None
