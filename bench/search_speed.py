@@ -5,12 +5,14 @@ Builds N pages (default 1,000,000) of realistic Vietnamese text through the real
 ("vi", Zipf-distributed over its 30k most frequent words) mixed with whole lines sampled from the OCR
 ground-truth texts under ``tests/data/ocr`` (real phrases, legal vocabulary); documents of 1–20 pages, 1–6
 documents per dossier, 120 units, input/output kinds, received dates over 2023–2026. Then prints the build
-rate (pages/s), the index size on disk and p50/p95/p99 per query type for 1 client and 8 concurrent clients
-(threads; SQLite releases the GIL while it runs a query).
+rate (pages/s), the index size on disk, p50/p95/p99 per query type and queries/s for 1 client and 8
+concurrent client threads (one index object, a connection per thread, as the API server runs searches;
+SQLite releases the GIL while a statement steps) and, with ``--procs``, 8 client processes.
 
     .venv/bin/python bench/search_speed.py --pages 2000                       # smoke test, seconds
-    .venv/bin/python bench/search_speed.py --db /tmp/sohoa-1m.db              # build 1M pages (minutes)
-    .venv/bin/python bench/search_speed.py --db /tmp/sohoa-1m.db --reuse      # query an existing build
+    nice -n 19 .venv/bin/python bench/search_speed.py --pages 500000 --db /tmp/big.db --no-query --sizes
+    nice -n 19 .venv/bin/python bench/search_speed.py --reuse --append 500000 --db /tmp/big.db --no-query
+    .venv/bin/python bench/search_speed.py --reuse --db /tmp/big.db --procs   # query an existing build
 
 The machine is shared and noisy (2 cores, other jobs running): compare figures from one run only.
 """
