@@ -75,6 +75,32 @@ def test_stack_of_20_dossiers_is_split_without_misassigned_pages(tmp_path: Path)
         assert len(pikepdf.open(io.BytesIO(p.data)).pages) == len(p.pages)
 
 
+def test_stack_pages_that_are_scans_are_taken_without_rendering(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages are read through the format registry, as the worker reads them: a scanner's PDF page (one image)
+    is that image, never sent to pdftoppm; a multi-page TIFF stack at 300 dpi is looked at at 150 dpi."""
+    import pdf2image
+
+    from ingest.stack import _pages
+
+    def no_render(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a page that is one scanned image was rendered")
+
+    monkeypatch.setattr(pdf2image, "convert_from_path", no_render)
+    data, expected, _ = make_stack(4, seed=5)
+    path = tmp_path / "chồng.pdf"
+    path.write_bytes(data)
+    parts = split_stack(path, "application/pdf", PATTERN, ocr_fallback=False)
+    assert {p.code: p.pages for p in parts} == expected
+    frames = [cover_image(CODE, 300), scanned(render_page(["TRANG 1 CỦA HỒ SƠ", "Nội dung"], 300), 300)]
+    tif = tmp_path / "chồng.tif"
+    frames[0].save(tif, "TIFF", save_all=True, append_images=frames[1:], dpi=(300, 300), compression="tiff_lzw")
+    assert [im.size for im in _pages(tif, "image/tiff")] == [(round(f.width / 2), round(f.height / 2)) for f in frames]
+    [part] = split_stack(tif, "image/tiff", PATTERN, ocr_fallback=False)
+    assert part.code == CODE and part.pages == [1]
+
+
 def test_stack_without_sheets_stays_one_document(tmp_path: Path) -> None:
     path = tmp_path / "a.pdf"
     path.write_bytes(fixtures.two_page_pdf())
