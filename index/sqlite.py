@@ -87,7 +87,7 @@ CREATE TABLE IF NOT EXISTS unit_values (unit TEXT PRIMARY KEY) WITHOUT ROWID;
 )
 
 RANK_WINDOW = 1000  # newest matches ranked per group (exact / folded-only); see the module docstring
-RANK_DF_MAX = 5000  # a query phrase on more pages than this is left out of bm25 (see _count_and_rank)
+RANK_DF_MAX = 2000  # a query phrase on more pages than this is left out of bm25 (see _count_and_rank)
 _META_COLS = ("dossier_code", "kind", "unit", "received_at")
 
 _DOC_COLS = (
@@ -397,7 +397,8 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
 
         FTS5's ``bm25`` first counts the pages holding each phrase of the expression it scores (its IDF), a walk
         over the whole doclist of a common word: 60 ms at 200k pages. A phrase on more than RANK_DF_MAX pages
-        weighs next to nothing in bm25 anyway (IDF ≤ ln(N / RANK_DF_MAX)), so it is left out of the scoring.
+        weighs little in bm25 anyway (IDF ≤ ln(N / RANK_DF_MAX)), so it is left out of the scoring. 2,000 rather
+        than 5,000: at 1M pages the no-diacritics pair's mean 18 → 12 ms, p95 40 → 22 ms (interleaved A/B).
         Every phrase is on at least as many pages as the whole query, so none is counted when the query is
         common (the ``CASE`` evaluates the phrase counts only then). The phrases are ANDed: every row of a
         ranking window holds all of them, and the AND leaves out more of the other rows of the window's rowid
