@@ -130,6 +130,11 @@ def test_stack_over_http_and_cover_sheet_route(tmp_path: Path) -> None:
         ctx: Context = c.app.state.sohoa.ctx  # type: ignore[attr-defined]
         for d in body["documents"]:
             wait_for(lambda i=d["id"]: ctx.load_manifest(i).status == "done", 180, what="stack part done")
+        stack_file = {"file": ("stack.pdf", buf.getvalue(), "application/pdf")}
+        again = c.post("/stacks", files=stack_file, data={"kind": "input"}).json()["documents"]
+        assert [(d["id"], d["duplicate"]) for d in again] == [(d["id"], True) for d in body["documents"]]
+        kept = c.post("/stacks", files=stack_file, data={"kind": "input", "keep_duplicate": "1"}).json()["documents"]
+        assert [(d["duplicate"], d["duplicate_of"]) for d in kept] == [(False, d["id"]) for d in body["documents"]]
 
 
 def _watch(folder: Path, data: Path, log: Path) -> subprocess.Popen[bytes]:
