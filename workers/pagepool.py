@@ -10,6 +10,10 @@
 * A child does all the page's CPU work (cleanup, OCR, post-correction, the blank-page check, the screen
   preview, the archival image's encoding, the text layer's words) and sends back only what is stored: text,
   hOCR, preview JPEG, the encoded page image and words, the page's facts.
+* A scan's JPEG page (``SourcePage.lazy``) crosses as its JPEG bytes and is decoded in the child; other pages
+  cross pickled. A child runs Tesseract through libtesseract (:func:`ocr.tesseract.use_library`: the model
+  loaded once per process, not once per page; ``SOHOA_TESSERACT_LIBRARY=0`` runs the program) and warms its
+  OCR up when it starts (:func:`warm_up`; ``SOHOA_PAGE_WARMUP=0`` skips it).
 * Errors raised in a child come back as they are (an :class:`ocr.OcrError`, ``FileNotFoundError`` for a
   missing program). A child that dies (killed, out of memory) breaks the pool: the pool is replaced and the
   run fails with :class:`PagePoolBroken` (an unknown error: counted as an attempt, retried).
