@@ -22,7 +22,7 @@ import re
 from datetime import date, timedelta
 
 from sohoa.domain import scope_keys, unit_key
-from sohoa.text import ParsedQuery, fold, nfc
+from sohoa.text import ParsedQuery, fold, nfc, render_excerpt
 from sohoa.text import snippet as text_snippet
 
 MARK = "ǂ"  # U+01C2, a letter for FTS5's unicode61 tokenizer: never in Vietnamese text (removed if it is)
@@ -183,20 +183,4 @@ def snippet(text: str, query: ParsedQuery, width: int = 220) -> str:
             body = text[:width]
             return html.escape(" ".join(body.split())) + ("…" if n > width else "")
         size *= 4
-    start = max(0, anchor[0] - width // 3)
-    if start > 0:
-        sp = text.rfind(" ", 0, start)
-        start = sp + 1 if sp >= 0 and anchor[0] - sp < width else start
-    end = min(n, start + width)
-    out: list[str] = ["…"] if start > 0 else []
-    pos = start
-    for s, e, _ in spans:
-        if s < start or e > end:
-            continue
-        out.append(html.escape(text[pos:s]))
-        out.append("<mark>" + html.escape(text[s:e]) + "</mark>")
-        pos = e
-    out.append(html.escape(text[pos:end]))
-    if end < n:
-        out.append("…")
-    return " ".join("".join(out).split())
+    return render_excerpt(text, spans, anchor[0], width)

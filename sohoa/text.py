@@ -142,11 +142,17 @@ def snippet(text: str, query: ParsedQuery, width: int = 220) -> str:
         body = text[:width]
         return html.escape(" ".join(body.split())) + ("…" if len(text) > width else "")
     anchor = next((s for s in spans if s[2]), spans[0]) if query.has_diacritics else spans[0]
-    start = max(0, anchor[0] - width // 3)
+    return render_excerpt(text, spans, anchor[0], width)
+
+
+def render_excerpt(text: str, spans: list[tuple[int, int, bool]], anchor: int, width: int) -> str:
+    """About *width* characters of *text* around offset *anchor*, each span in it marked, HTML-escaped."""
+    n = len(text)
+    start = max(0, anchor - width // 3)
     if start > 0:
         sp = text.rfind(" ", 0, start)
-        start = sp + 1 if sp >= 0 and anchor[0] - sp < width else start
-    end = min(len(text), start + width)
+        start = sp + 1 if sp >= 0 and anchor - sp < width else start
+    end = min(n, start + width)
     out: list[str] = ["…"] if start > 0 else []
     pos = start
     for s, e, _ in spans:
@@ -156,6 +162,6 @@ def snippet(text: str, query: ParsedQuery, width: int = 220) -> str:
         out.append("<mark>" + html.escape(text[s:e]) + "</mark>")
         pos = e
     out.append(html.escape(text[pos:end]))
-    if end < len(text):
+    if end < n:
         out.append("…")
     return " ".join("".join(out).split())
