@@ -165,7 +165,7 @@ class _Api:
         if lib.TessBaseAPIInit4(self.handle, tessdata.encode(), lang.encode(), oem, None, 0, names, values, n, 0):
             lib.TessBaseAPIDelete(self.handle)
             self.handle = None
-            raise OcrError(f"libtesseract cannot load the model {lang!r} from {tessdata}")
+            raise OcrError(f"tesseract failed: libtesseract cannot load the model {lang!r} from {tessdata}")
         for k, v in variables:  # as the program does after Init (SetVariablesFromCLArgs)
             lib.TessBaseAPISetVariable(self.handle, k.encode(), v.encode())
         # its notes ("Detected 12 diacritics", "Estimating resolution") are dropped, as pytesseract drops

@@ -213,11 +213,25 @@ def test_place_and_person_names_are_not_corrected() -> None:
 # --- Tesseract through pytesseract ----------------------------------------------------------------------
 
 
-def test_tesseract_errors_become_ocr_errors() -> None:
-    page = np.full((200, 600), 255, np.uint8)
-    cv2.putText(page, "Test 123", (20, 120), cv2.FONT_HERSHEY_SIMPLEX, 2, 0, 4)
-    with pytest.raises(OcrError, match="tesseract failed"):
-        run_tesseract(page, 300, "/nonexistent-tessdata")
+@pytest.mark.parametrize("library", [False, True], ids=["program", "libtesseract"])
+def test_tesseract_errors_become_ocr_errors(library: bool) -> None:
+    # both ways of running Tesseract (the program; libtesseract in page processes, which an in-thread pipeline
+    # run also switches on in this process) report a failure the same way
+    from ocr import tesseract
+
+    before = tesseract._library
+    assert tesseract.use_library(library) == library
+    try:
+        page = np.full((200, 600), 255, np.uint8)
+        cv2.putText(page, "Test 123", (20, 120), cv2.FONT_HERSHEY_SIMPLEX, 2, 0, 4)
+        with pytest.raises(OcrError, match="tesseract failed"):
+            run_tesseract(page, 300, "/nonexistent-tessdata")
+        _tesseract_works(page)
+    finally:
+        tesseract.use_library(before)
+
+
+def _tesseract_works(page: np.ndarray) -> None:
     tessdata = resolve_model(None)[0]
     out = run_tesseract(page, 300, tessdata, lang="vie", psm=7)
     assert "Test" in out.text and "ocrx_word" in out.hocr and out.pdf.startswith(b"%PDF")
