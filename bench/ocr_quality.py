@@ -8,7 +8,10 @@ Configurations measured in the same run on the same pages, interleaved page by p
 thread per page, --jobs pages in parallel; `--ocr-option psm=4` passes an OcrSettings field to sohoa):
   raw-debian  `tesseract IMG - -l vie` with Debian's model
   raw-best    the same with the tessdata_best (int) model
-  sohoa       the sohoa pipeline (ocr.process_page: cleanup, orientation, deskew, OCR, post-correction)
+  sohoa       the sohoa pipeline as the worker's page processes run it (ocr.process_page: cleanup,
+              orientation, deskew, OCR, post-correction; no per-page Tesseract PDF; Tesseract through
+              libtesseract with the model loaded once per process, unless SOHOA_TESSERACT_LIBRARY=0)
+  sohoa-program  the same with the tesseract program run for every reading (as pytesseract runs it)
   ocrmypdf    `ocrmypdf --deskew --clean --rotate-pages` with the best model, when ocrmypdf (and unpaper for
               --clean) is installed (`pip install ocrmypdf`, `apt-get install unpaper`)
 Set `sev2` is generated on first use with `make_synthetic.py --severity 2 --seed 77 --n 10` into bench/out/.
@@ -118,9 +121,11 @@ def run_one(args: tuple[str, str]) -> tuple[str, str, float]:
     else:
         from PIL import Image
 
-        from ocr import OcrSettings, process_page
+        from ocr import OcrSettings, process_page, tesseract
 
-        opts = json.loads(os.environ.get("SOHOA_BENCH_OCR_OPTIONS", "{}"))
+        library = config == "sohoa" and os.environ.get("SOHOA_TESSERACT_LIBRARY", "1").strip() not in ("0", "")
+        tesseract.use_library(library)  # the page process of a worker: workers.pagepool._use_library
+        opts = {"searchable_pdf": False, **json.loads(os.environ.get("SOHOA_BENCH_OCR_OPTIONS", "{}"))}
         text = process_page(Image.open(img), 300, OcrSettings(**opts)).text
     return path, text, time.perf_counter() - t
 

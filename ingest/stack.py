@@ -168,10 +168,10 @@ def read_cover(image: Image.Image, code_pattern: str, ocr_fallback: bool = True)
     rotation = _band(arr)
     if rotation is None or not ocr_fallback:
         return None
-    from ocr import process_page
+    from ocr import OcrSettings, process_page
 
     page = gray.rotate(rotation, expand=True) if rotation else gray
-    text = process_page(page, SCAN_DPI).text
+    text = process_page(page, SCAN_DPI, OcrSettings(searchable_pdf=False)).text
     pattern = code_pattern.strip("^$")
     m = re.search(pattern.replace(r"\d", "[0-9]"), " ".join(text.split()).replace(" .", ".").replace(". ", "."))
     if m:

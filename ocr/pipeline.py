@@ -125,6 +125,10 @@ class OcrSettings:
     layout: bool = True
     # syllables read run together (`Hìnhthứcnhận`) split again at syllable boundaries (ocr.glued)
     split_glued: bool = True
+    # PageResult.pdf: Tesseract's one-page searchable PDF of the page. The worker builds its archival PDF
+    # itself (sohoa.pdfa) and switches this off: Tesseract then writes no PDF and none is grafted
+    # (PageResult.pdf is b"")
+    searchable_pdf: bool = True
 
 
 @dataclass
@@ -253,18 +257,20 @@ def _recognise(
     extra: tuple[str, ...] = ("-c", "preserve_interword_spaces=1", "-c", f"tessedit_do_invert={int(s.invert)}")
     if s.postcorrect and s.lexicon_correction:  # per-character alternatives of the LSTM, in the hOCR
         extra += ("-c", "lstm_choice_mode=2", "-c", f"lstm_choice_iterations={s.choice_iterations}")
-    if scale >= 0.95 and (pdf_image is None or pdf_image is gray):
-        out = run_tesseract(gray, dpi, tessdata, s.lang, s.psm, s.oem, s.timeout_s, extra=extra)
+    configs = ("txt", "hocr", "pdf") if s.searchable_pdf else ("txt", "hocr")
+    if scale >= 0.95 and (pdf_image is None or pdf_image is gray or not s.searchable_pdf):
+        out = run_tesseract(gray, dpi, tessdata, s.lang, s.psm, s.oem, s.timeout_s, configs=configs, extra=extra)
         lap("tesseract")
         return out
     small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 0.95 else gray
     lap("clean")
     out = run_tesseract(small, round(dpi * scale), tessdata, s.lang, s.psm, s.oem, s.timeout_s,
-                        extra=extra, text_only_pdf=True)  # fmt: skip
+                        configs=configs, extra=extra, text_only_pdf=True)  # fmt: skip
     lap("tesseract")
     fx, fy = gray.shape[1] / small.shape[1], gray.shape[0] / small.shape[0]
     image = gray if pdf_image is None else pdf_image
-    out = TesseractOutput(out.text, scale_hocr(out.hocr, fx, dpi, fy), graft_text_layer(out.pdf, image))
+    pdf = graft_text_layer(out.pdf, image) if s.searchable_pdf else b""
+    out = TesseractOutput(out.text, scale_hocr(out.hocr, fx, dpi, fy), pdf)
     lap("pdf")
     return out
 

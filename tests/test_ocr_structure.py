@@ -5,6 +5,8 @@ Pages are drawn here with PIL (DejaVu fonts); one end-to-end form goes through T
 
 from __future__ import annotations
 
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -254,3 +256,18 @@ def test_form_end_to_end_structure_and_text() -> None:
     assert cells[1][1] == "Giấy khai sinh" and cells[2][2] == "01"  # type: ignore[index]
     assert "STT Tên giấy tờ Số lượng\n1 Giấy khai sinh 02\n2 Sổ hộ khẩu 01" in res.text
     assert res.leader_dots > 100 and res.page_quad is None
+
+
+def test_no_searchable_pdf_same_reading() -> None:
+    # the worker builds its archival PDF itself: without Tesseract's PDF the reading is the same
+    page = np.full((700, 1400), 255, np.uint8)
+    cv2.putText(page, "Ho so 123 dat dai", (40, 300), cv2.FONT_HERSHEY_SIMPLEX, 3, 0, 6)
+    with_pdf = process_page(Image.fromarray(page), 300, OcrSettings())
+    without = process_page(Image.fromarray(page), 300, OcrSettings(searchable_pdf=False))
+    assert with_pdf.pdf.startswith(b"%PDF") and without.pdf == b""
+    assert without.text == with_pdf.text and "Ho" in without.text
+
+    def no_path(hocr: str) -> str:  # the temporary image's name differs
+        return re.sub(r'image "[^"]*"', "", hocr)
+
+    assert no_path(without.hocr) == no_path(with_pdf.hocr)

@@ -61,7 +61,8 @@ def check_ocr_installed(tessdata_dir: str | None = None) -> None:
 
 def _ocr_settings(ctx: Context) -> ocr.OcrSettings:
     s = ctx.settings
-    return ocr.OcrSettings(tessdata_dir=s.tessdata_dir or None, low_confidence=s.low_confidence)
+    # the archival PDF is built from the page image and the hOCR (sohoa.pdfa): no Tesseract PDF per page
+    return ocr.OcrSettings(tessdata_dir=s.tessdata_dir or None, low_confidence=s.low_confidence, searchable_pdf=False)
 
 
 def backoff_ms(retries: int, min_ms: int, max_ms: int) -> int:
