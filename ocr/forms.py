@@ -207,6 +207,8 @@ def _rules(ink: np.ndarray, th: float) -> tuple[np.ndarray, np.ndarray]:
     ver = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, vk)))
     # a line is thin: a thick blob (a black bar, a picture, a bold heading's stroke) is no ruling
     for m, axis in ((hor, 0), (ver, 1)):
+        if not cv2.countNonZero(m):  # no run that long (most pages of prose): nothing to label
+            continue
         n, lab, st, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
         thick = st[:, cv2.CC_STAT_HEIGHT if axis == 0 else cv2.CC_STAT_WIDTH] > max(4, 0.4 * th)
         thick[0] = False
@@ -233,6 +235,8 @@ def _positions(profile: np.ndarray, min_len: float) -> list[int]:
 
 def find_tables(hor: np.ndarray, ver: np.ndarray, th: float) -> list[Table]:
     """Grids of ≥ 2 rows × ≥ 2 columns made of the horizontal and vertical lines."""
+    if not cv2.countNonZero(hor) or not cv2.countNonZero(ver):  # a grid needs lines both ways
+        return []
     grid = cv2.dilate(hor | ver, np.ones((5, 5), np.uint8))
     n, _lab, st, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
     out = []

@@ -119,6 +119,10 @@ def use_library(on: bool = True) -> bool:
 @lru_cache(maxsize=1)
 def _lib() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("tesseract") or "libtesseract.so.5"
+    # one OpenMP thread, as for the program (_run): read once, when libgomp loads with the library. Without
+    # it every reading spreads over all cores, and pages read in parallel oversubscribe them (measured: a
+    # decision page 2.4 → 6.7 s with two pages at once on 2 cores)
+    os.environ["OMP_THREAD_LIMIT"] = "1"
     try:
         lib = ctypes.CDLL(name)
     except OSError:

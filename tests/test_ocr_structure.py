@@ -5,7 +5,11 @@ Pages are drawn here with PIL (DejaVu fonts); one end-to-end form goes through T
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -231,6 +235,21 @@ def test_tesseract_errors_become_ocr_errors(library: bool) -> None:
         _tesseract_works(page)
     finally:
         tesseract.use_library(before)
+
+
+def test_libtesseract_reads_with_one_openmp_thread() -> None:
+    # loaded without OMP_THREAD_LIMIT, libgomp would spread every reading over all cores, and pages read in
+    # parallel would oversubscribe them (a page 2.4 → 6.7 s on 2 cores): the library is loaded with the limit
+    code = (
+        "import os; os.environ.pop('OMP_THREAD_LIMIT', None)\n"
+        "from ocr import tesseract\n"
+        "assert tesseract.use_library(True)\n"
+        "print(os.environ.get('OMP_THREAD_LIMIT'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_THREAD_LIMIT"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+                         cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    assert out.stdout.strip() == "1"
 
 
 def _tesseract_works(page: np.ndarray) -> None:
