@@ -40,9 +40,11 @@ def _max_background(mx: np.ndarray) -> np.ndarray:
 
 def _saturation(rgb: np.ndarray, paper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(saturation 0–1 of *rgb* white-balanced against the *paper* colour, brightest raw channel)."""
-    wb = rgb.astype(np.float32) / paper
-    hi, lo = wb.max(axis=2), wb.min(axis=2)
-    return (hi - lo) / np.maximum(hi, 0.05), rgb.max(axis=2).astype(np.float32)
+    # channel by channel: numpy's max/min over the last (3-long) axis is ~10× slower than pairwise maxima
+    ch = cv2.split(rgb)
+    wb = [c.astype(np.float32) / paper[i] for i, c in enumerate(ch)]
+    hi, lo = cv2.max(cv2.max(wb[0], wb[1]), wb[2]), cv2.min(cv2.min(wb[0], wb[1]), wb[2])
+    return (hi - lo) / np.maximum(hi, 0.05), cv2.max(cv2.max(ch[0], ch[1]), ch[2]).astype(np.float32)
 
 
 def drop_colour(
