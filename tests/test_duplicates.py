@@ -225,3 +225,31 @@ def test_two_processes_uploading_the_same_file_store_it_once(tmp_path: Path, mon
         assert [d.id for d in ctx.index.list_documents(dossier_code=CODE)] == [got[0][0]]
     finally:
         ctx.close()
+
+
+def test_one_scan_hashes_alike_whichever_way_its_pages_are_read(tmp_path: Path) -> None:
+    # a PDF page that is one JPEG is hashed from that JPEG decoded at 1/8 scale; a lossless page image is
+    # decoded whole; an image file is thumbnailed; earlier versions rendered every PDF page at 36 dpi
+    # (pdftoppm), and their stored hashes must still match
+    from pdf2image import convert_from_path
+
+    from ingest.dedupe import RENDER_DPI, image_hashes
+
+    jpg, png = io.BytesIO(), io.BytesIO()
+    PAGE_A.save(jpg, "JPEG", quality=85, dpi=(200, 200))
+    PAGE_A.save(png, "PNG", dpi=(200, 200))
+    files = {
+        "jpeg-in-pdf.pdf": img2pdf.convert([jpg.getvalue()]),
+        "png-in-pdf.pdf": img2pdf.convert([png.getvalue()]),
+        "scan.jpg": jpg.getvalue(),
+    }
+    hashes = {}
+    for name, data in files.items():
+        p = tmp_path / name
+        p.write_bytes(data)
+        [h] = page_hashes(p, "application/pdf" if name.endswith(".pdf") else "image/jpeg")
+        hashes[name] = h[0]
+    rendered = image_hashes(convert_from_path(str(tmp_path / "jpeg-in-pdf.pdf"), dpi=RENDER_DPI, grayscale=True)[0])
+    for name, h in hashes.items():
+        # measured 4–8 bits; a hash within MATCH_BITS (40) leads to the close look, which decides
+        assert distance(h, rendered[0]) <= 12, name
