@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from elasticsearch import ConflictError, Elasticsearch, NotFoundError
-
 from index.base import IndexConfigError, map_errors, sqlite_path
 from sohoa.leases import DeadFn, Lease, LeaseStore
 
@@ -121,6 +119,8 @@ class EsLeases(LeaseStore):
     }
 
     def __init__(self, url: str, prefix: str = "sohoa") -> None:
+        from elasticsearch import Elasticsearch  # here: the embedded default never loads the client (~0.9 s)
+
         self.index = f"{prefix}-leases"
         self.es = Elasticsearch(url, request_timeout=5, max_retries=1, retry_on_timeout=False)
         self._ready = False
@@ -137,6 +137,8 @@ class EsLeases(LeaseStore):
         self._ready = True
 
     def _get(self, name: str) -> tuple[Lease, int, int] | None:
+        from elasticsearch import NotFoundError
+
         self._ensure()
         try:
             r = self.es.get(index=self.index, id=name)
@@ -156,6 +158,8 @@ class EsLeases(LeaseStore):
         acquired = got[0].acquired_at if got is not None and got[0].owner == owner else now
         lease = Lease(name, owner, now + ttl_s, acquired, now)
         body = {"owner": owner, "expires_at": lease.expires_at, "acquired_at": acquired, "renewed_at": now}
+        from elasticsearch import ConflictError
+
         try:
             if got is None:
                 self.es.index(index=self.index, id=name, document=body, op_type="create")
@@ -172,6 +176,8 @@ class EsLeases(LeaseStore):
         return self._cas(name, owner, ttl_s, take=False)
 
     def release(self, name: str, owner: str) -> None:
+        from elasticsearch import ConflictError, NotFoundError
+
         got = self._get(name)
         if got is None or got[0].owner != owner:
             return
