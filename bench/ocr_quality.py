@@ -122,9 +122,9 @@ def run_one(args: tuple[str, str]) -> tuple[str, str, float]:
         from PIL import Image
 
         from ocr import OcrSettings, process_page, tesseract
+        from workers.pagepool import library_wanted
 
-        library = config == "sohoa" and os.environ.get("SOHOA_TESSERACT_LIBRARY", "1").strip() not in ("0", "")
-        tesseract.use_library(library)  # the page process of a worker: workers.pagepool._use_library
+        tesseract.use_library(config == "sohoa" and library_wanted())  # as a worker's page process does
         opts = {"searchable_pdf": False, **json.loads(os.environ.get("SOHOA_BENCH_OCR_OPTIONS", "{}"))}
         text = process_page(Image.open(img), 300, OcrSettings(**opts)).text
     return path, text, time.perf_counter() - t

@@ -37,12 +37,17 @@ from workers import pagepool  # noqa: E402
 from workers.process import process_document  # noqa: E402
 
 
-def hwm_kb(pid: int | str = "self") -> int:
+def status_kb(field: str, pid: int | str = "self") -> int:
+    """A memory figure of /proc/PID/status in kB (``VmHWM``: peak resident, ``VmRSS``: resident now); 0 if gone."""
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def hwm_kb(pid: int | str = "self") -> int:
+    return status_kb("VmHWM", pid)
 
 
 def reset_hwm(pid: int | str = "self") -> None:
@@ -72,14 +77,6 @@ def make_pdf(path: str, n: int) -> None:
     Path(path).write_bytes(bytes(out))
 
 
-def rss_kb(pid: int | str = "self") -> int:
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def _nap(s: float) -> int:
     time.sleep(s)
     return os.getpid()
@@ -107,7 +104,7 @@ def main() -> None:
             assert isinstance(acc, Accepted)
             for pid in [*map(str, pagepool.pool_pids()), "self"]:
                 reset_hwm(pid)
-            start = rss_kb()
+            start = status_kb("VmRSS")
             t0 = time.perf_counter()
             process_document(ctx, acc.manifest.id)
             secs = time.perf_counter() - t0

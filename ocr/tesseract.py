@@ -116,13 +116,17 @@ def use_library(on: bool = True) -> bool:
     return _library
 
 
+def _one_thread() -> None:
+    """One OpenMP thread for Tesseract, program or library: the pages are the parallelism. Without it every
+    reading spreads over all cores, and pages read in parallel oversubscribe them (measured: a decision page
+    2.4 → 6.7 s with two pages at once on 2 cores)."""
+    os.environ["OMP_THREAD_LIMIT"] = "1"
+
+
 @lru_cache(maxsize=1)
 def _lib() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("tesseract") or "libtesseract.so.5"
-    # one OpenMP thread, as for the program (_run): read once, when libgomp loads with the library. Without
-    # it every reading spreads over all cores, and pages read in parallel oversubscribe them (measured: a
-    # decision page 2.4 → 6.7 s with two pages at once on 2 cores)
-    os.environ["OMP_THREAD_LIMIT"] = "1"
+    _one_thread()  # read once, when libgomp loads with the library
     try:
         lib = ctypes.CDLL(name)
     except OSError:
@@ -258,7 +262,7 @@ def _variables(extra: tuple[str, ...]) -> tuple[tuple[str, str], ...] | None:
 
 def _run(src: Path, base: Path, args: list[str], timeout_s: float) -> None:
     """``tesseract SRC BASE ARGS…`` through pytesseract, errors as :class:`OcrError`."""
-    os.environ["OMP_THREAD_LIMIT"] = "1"  # read by the child; pytesseract passes os.environ
+    _one_thread()  # read by the child: pytesseract passes os.environ
     try:
         pt.run_tesseract(str(src), str(base), extension="", lang=None, config=shlex.join(args),
                          timeout=timeout_s)  # fmt: skip

@@ -228,9 +228,9 @@ def test_two_processes_uploading_the_same_file_store_it_once(tmp_path: Path, mon
 
 
 def test_one_scan_hashes_alike_whichever_way_its_pages_are_read(tmp_path: Path) -> None:
-    # a PDF page that is one JPEG is hashed from that JPEG decoded at 1/8 scale; a lossless page image is
-    # decoded whole; an image file is thumbnailed; earlier versions rendered every PDF page at 36 dpi
-    # (pdftoppm), and their stored hashes must still match
+    # a PDF page that is one JPEG is hashed from that JPEG thumbnailed (Pillow drafts it at 1/2–1/8 scale); a
+    # lossless page image is decoded whole; an image file is thumbnailed; earlier versions rendered every PDF
+    # page at 36 dpi (pdftoppm), and their stored hashes must still match
     from pdf2image import convert_from_path
 
     from ingest.dedupe import RENDER_DPI, image_hashes

@@ -168,13 +168,18 @@ def _blank(image: Any, dpi: int) -> tuple[bool, str]:
     return v.blank, v.reason
 
 
+def library_wanted() -> bool:
+    """Whether page processes run Tesseract through libtesseract (``SOHOA_TESSERACT_LIBRARY``, default on)."""
+    return os.environ.get("SOHOA_TESSERACT_LIBRARY", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def _use_library() -> None:
     """Tesseract through libtesseract in this process (the model loaded once, not per page: ~0.13 s a page);
     ``SOHOA_TESSERACT_LIBRARY=0`` keeps running the program for every page."""
     global _library_checked
     if not _library_checked:
         _library_checked = True
-        if os.environ.get("SOHOA_TESSERACT_LIBRARY", "1").strip().lower() not in ("0", "false", "no", "off"):
+        if library_wanted():
             from ocr import tesseract
 
             tesseract.use_library(True)
