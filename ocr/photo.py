@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ocr.stages import shrink
+
 A4_LONG_IN, A4_SHORT_IN = 11.69, 8.27
 
 
@@ -80,7 +82,7 @@ def find_page(image: np.ndarray, side: int = 1000, min_area: float = 0.08, max_a
     """The sheet of paper in a photo (RGB or gray array), or None when the frame is the page (a scan)."""
     h, w = image.shape[:2]
     f = min(1.0, side / max(h, w))
-    small = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    small = shrink(image, (max(1, round(w * f)), max(1, round(h * f))))
     k = cv2.getStructuringElement(cv2.MORPH_RECT, (9, 9))
     gray: np.ndarray
     sat: np.ndarray

@@ -7,6 +7,7 @@ whole cleanup of an A4 page at 300 dpi costs about a tenth of a second; only the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -73,18 +74,38 @@ def normalize_dpi(
     return gray, dpi
 
 
+def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """*image* (gray or colour) reduced to *size* = (width, height) by area averaging.
+
+    OpenCV's area resize is ~15× faster for an exact factor of 2 than for a fractional one (30 ms for a
+    300 dpi A4 page to 800 px here): while the target is at most half the image, the image is first halved
+    that way (an odd last row or column dropped), then area-resized to *size* from the smaller copy
+    (6–17 ms in all). Box filters compose: the result is the direct area resize up to rounding.
+    """
+    w, h = size
+    src = image
+    while src.shape[0] // 2 >= h and src.shape[1] // 2 >= w:
+        hh, ww = src.shape[0] // 2, src.shape[1] // 2
+        src = cv2.resize(src[: 2 * hh, : 2 * ww], (ww, hh), interpolation=cv2.INTER_AREA)
+    if (src.shape[1], src.shape[0]) != (w, h):
+        src = cv2.resize(src, (w, h), interpolation=cv2.INTER_AREA)
+    return src
+
+
 def downscale(gray: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     """Copy whose long side is at most *side* pixels, and the scale factor used."""
     h, w = gray.shape[:2]
     f = side / max(h, w)
     if f >= 1:
         return gray, 1.0
-    return cv2.resize(gray, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA), f
+    return shrink(gray, (max(1, round(w * f)), max(1, round(h * f)))), f
 
 
 def percentile(gray: np.ndarray, q: float, mask: np.ndarray | None = None) -> float:
     """*q*-th percentile of an 8-bit image (optionally where *mask* ≠ 0), from its histogram: fast."""
-    hist = cv2.calcHist([gray], [0], None if mask is None else mask.astype(np.uint8), [256], [0, 256]).ravel()
+    if mask is not None and mask.dtype != np.uint8:
+        mask = mask.view(np.uint8) if mask.dtype == np.bool_ else mask.astype(np.uint8)  # a view: no copy
+    hist = cv2.calcHist([gray], [0], mask, [256], [0, 256]).ravel()
     total = hist.sum()
     if total <= 0:
         return 0.0
@@ -393,16 +414,22 @@ class Geometry:
     text_height: float = 0.0  # median height of the ink components (≈ x-height), full-resolution pixels
 
 
-def text_mask(gray: np.ndarray) -> np.ndarray:
-    """Ink mask without what touches the image edge (border remnants, page edges) or is huge (pictures)."""
+def _text_components(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The ink's connected components (labels, stats, centroids) and which of them are text: not touching
+    the image edge (border remnants, page edges), not huge (pictures), not the background."""
     m = ink_mask(gray)
     h, w = m.shape
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    _, labels, stats, centroids = cv2.connectedComponentsWithStats(m, connectivity=8)
     x, y, bw, bh = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
     drop = (x == 0) | (y == 0) | (x + bw == w) | (y + bh == h) | (bw > w / 3) & (bh > h / 20)
     drop[0] = True  # background label
-    keep = (~drop).astype(np.uint8)
-    return keep[labels]
+    return labels, stats, centroids, ~drop
+
+
+def text_mask(gray: np.ndarray) -> np.ndarray:
+    """Ink mask without what touches the image edge (border remnants, page edges) or is huge (pictures)."""
+    labels, _, _, keep = _text_components(gray)
+    return keep.astype(np.uint8)[labels]
 
 
 def analyse_geometry(gray: np.ndarray, max_angle: float = 6.0) -> Geometry:
@@ -455,18 +482,17 @@ def text_coverage(gray: np.ndarray, words: list[Box], side: int = ANALYSIS_SIDE)
     has no letter-sized ink.
     """
     small, f = downscale(gray, side)
-    m = text_mask(small)
-    _, _, stats, cen = cv2.connectedComponentsWithStats(m, connectivity=8)
-    hs, ws, area = stats[1:, 3], stats[1:, 2], stats[1:, 4]
+    _, stats, cen, keep = _text_components(small)  # the text mask's components, without labelling it again
+    hs, ws, area = stats[:, 3], stats[:, 2], stats[:, 4]
     big = max(small.shape)
-    sel = (hs >= 3) & (hs <= big / 25) & (ws <= big / 15) & (area >= 4)  # letters, not specks or rules
+    sel = keep & (hs >= 3) & (hs <= big / 25) & (ws <= big / 15) & (area >= 4)  # letters, not specks or rules
     if not sel.any():
         return 1.0
     inside = np.zeros(small.shape, bool)
     for x0, y0, x1, y1 in words:
         inside[int(y0 * f) : int(y1 * f) + 1, int(x0 * f) : int(x1 * f) + 1] = True
-    cx = np.clip(cen[1:, 0][sel].astype(int), 0, small.shape[1] - 1)
-    cy = np.clip(cen[1:, 1][sel].astype(int), 0, small.shape[0] - 1)
+    cx = np.clip(cen[:, 0][sel].astype(int), 0, small.shape[1] - 1)
+    cy = np.clip(cen[:, 1][sel].astype(int), 0, small.shape[0] - 1)
     weights = area[sel].astype(np.float64)
     return float((weights * inside[cy, cx]).sum() / weights.sum())
 
@@ -481,11 +507,13 @@ def edge_width(gray: np.ndarray) -> float:
     h, w = gray.shape
     c = gray[h // 6 : 5 * h // 6, w // 6 : 5 * w // 6]
     _, m = cv2.threshold(c, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
-    dark = m > 0
-    if not dark.any() or dark.all():
+    n_dark = cv2.countNonZero(m)
+    if n_dark == 0 or n_dark == m.size:
         return 0.0
-    ink, paper = percentile(c, 10, dark), percentile(c, 90, ~dark)
+    # OpenCV's counting passes instead of numpy's boolean temporaries (same counts, ~4× faster)
+    ink, paper = percentile(c, 10, m), percentile(c, 90, cv2.bitwise_not(m))
     lo, hi = ink + 0.2 * (paper - ink), ink + 0.8 * (paper - ink)
-    mid = int(np.count_nonzero((c > lo) & (c < hi)))
-    outline = int(np.count_nonzero(dark & (cv2.erode(m, np.ones((3, 3), np.uint8)) == 0)))
+    mid = cv2.countNonZero(cv2.inRange(c, math.floor(lo) + 1, math.ceil(hi) - 1))  # lo < v < hi
+    # the outline: dark pixels with a light neighbour (the erosion keeps a subset of the dark ones)
+    outline = n_dark - cv2.countNonZero(cv2.erode(m, np.ones((3, 3), np.uint8)))
     return mid / max(outline, 1)

@@ -31,7 +31,7 @@ from ocr import (
 )
 from ocr.hocr import parse_hocr_boxes, scale_hocr
 from ocr.pipeline import ocr_scale
-from ocr.stages import edge_width, estimate_specks, text_coverage
+from ocr.stages import downscale, edge_width, estimate_specks, shrink, text_coverage
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 LINES = [
@@ -309,3 +309,42 @@ def test_orientation_recheck_after_a_bad_reading(monkeypatch: pytest.MonkeyPatch
     res = process_page(Image.fromarray(render(LINES[2:], dpi=200, pt=13)), 200)
     assert res.rotation == 0  # 180 from the (lying) geometry, then 180 more from the re-check
     assert "ĐƠN ĐĂNG KÝ BIẾN ĐỘNG ĐẤT ĐAI" in res.text
+
+
+def test_shrink_is_the_area_resize_by_halvings(page: np.ndarray) -> None:
+    """`shrink` (exact halvings, then one area resize) gives the size asked and the direct area resize up to
+    rounding along the strokes; colour pages keep their channels; a page already small enough is not halved."""
+    for size in ((566, 800), (877, 1240), (1132, 1600)):
+        fast = shrink(page, size)
+        direct = cv2.resize(page, size, interpolation=cv2.INTER_AREA)
+        assert fast.shape == direct.shape == (size[1], size[0])
+        diff = np.abs(fast.astype(np.int16) - direct)
+        assert diff.mean() < 2.5, (size, diff.mean())
+        assert np.count_nonzero(diff > 40) < 0.005 * diff.size, size
+    colour = cv2.cvtColor(page, cv2.COLOR_GRAY2BGR)
+    assert shrink(colour, (400, 600)).shape == (600, 400, 3)
+    small = page[:1000, :700]
+    assert np.array_equal(shrink(small, (600, 900)), cv2.resize(small, (600, 900), interpolation=cv2.INTER_AREA))
+    assert downscale(page, 800)[0].shape[0] == 800 or downscale(page, 800)[0].shape[1] == 800
+
+
+def _edge_width_reference(gray: np.ndarray) -> float:
+    """edge_width as first written with numpy masks (the OpenCV counting version must give the same number)."""
+    h, w = gray.shape
+    c = gray[h // 6 : 5 * h // 6, w // 6 : 5 * w // 6]
+    _, m = cv2.threshold(c, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    dark = m > 0
+    if not dark.any() or dark.all():
+        return 0.0
+    ink, paper = np.percentile(c[dark], 10, method="inverted_cdf"), np.percentile(c[~dark], 90, method="inverted_cdf")
+    lo, hi = ink + 0.2 * (paper - ink), ink + 0.8 * (paper - ink)
+    mid = int(np.count_nonzero((c > lo) & (c < hi)))
+    outline = int(np.count_nonzero(dark & (cv2.erode(m, np.ones((3, 3), np.uint8)) == 0)))
+    return mid / max(outline, 1)
+
+
+def test_edge_width_counts_as_the_numpy_reference() -> None:
+    sharp = render(dpi=300)
+    for g in (sharp, cv2.GaussianBlur(sharp, (0, 0), 1.0), cv2.GaussianBlur(sharp, (0, 0), 2.5),
+              np.zeros((300, 200), np.uint8)):  # fmt: skip
+        assert edge_width(g) == pytest.approx(_edge_width_reference(g), abs=1e-9)
