@@ -302,13 +302,13 @@ def _line_score(ys: np.ndarray, xs: np.ndarray, angle: float) -> float:
 
 def _best_angle(mask: np.ndarray, max_angle: float, max_points: int = 30000) -> tuple[float, float]:
     """(skew angle, normalised projection score) of the text lines of a binary mask, horizontal lines assumed."""
-    ys, xs = np.nonzero(mask)
-    if len(ys) < 50:
+    idx = np.flatnonzero(mask)  # row-major, as np.nonzero orders them, without unravelling every point
+    if len(idx) < 50:
         return 0.0, 0.0
-    if len(ys) > max_points:  # an even subsample keeps the profile's shape at a fraction of the cost
-        step = len(ys) // max_points + 1
-        ys, xs = ys[::step], xs[::step]
+    if len(idx) > max_points:  # an even subsample keeps the profile's shape at a fraction of the cost
+        idx = idx[:: len(idx) // max_points + 1]
     h, w = mask.shape
+    ys, xs = np.divmod(idx, w)
     ys = ys.astype(np.float64) - h / 2
     xs = xs.astype(np.float64) - w / 2
     coarse = np.arange(-max_angle, max_angle + 1e-9, 0.5)
