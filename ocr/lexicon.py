@@ -35,6 +35,7 @@ _TONE_SET = set(TONES[1:])
 _VOWELS = set("aăâeêioôơuưy")
 
 
+@lru_cache(maxsize=1 << 16)  # post-correction asks ~1,800 times a page, for a few hundred syllables
 def syllable_key(syllable: str) -> str:
     """Spelling-independent key of a lower-case syllable: its letters without the tone, then the tone.
 
