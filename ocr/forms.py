@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from ocr.stages import shrink
+
 Box = tuple[int, int, int, int]
 LEFT_GAP = 0.15  # a period sits within this many letter heights of the letter it ends
 
@@ -274,7 +276,8 @@ def clean_form(gray: np.ndarray, th: float, leaders: bool = True, rules: bool = 
     px there); boxes are returned in the pixels of *gray*.
     """
     f = min(1.0, work_side / max(gray.shape))
-    work = cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else gray
+    size = (max(1, round(gray.shape[1] * f)), max(1, round(gray.shape[0] * f)))
+    work = shrink(gray, size, near_half=True) if f < 1 else gray
     erase, s = _find_structure(work, th * f, leaders, rules, checkboxes)
     if f < 1:
         s = _scaled(s, 1 / f)

@@ -35,6 +35,7 @@ from ocr.postcorrect import (
 )
 from ocr.stages import (
     ANALYSIS_SIDE,
+    DENOISE_THRESHOLD,
     Geometry,
     analyse_geometry,
     denoise,
@@ -431,7 +432,8 @@ def process_page(image: Image.Image, dpi: int | None = None, settings: OcrSettin
     noise = specks = 0.0
     if s.clean:
         noise = estimate_noise(gray)
-        specks = estimate_specks(gray)
+        # specks decide only for a page whose grain is low: a grainy one is median-filtered anyway
+        specks = estimate_specks(gray) if noise < DENOISE_THRESHOLD else 0.0
         gray = remove_borders(gray)
         gray = flatten_illumination(gray)
         lap("clean")
