@@ -87,7 +87,9 @@ CREATE TABLE IF NOT EXISTS unit_values (unit TEXT PRIMARY KEY) WITHOUT ROWID;
 )
 
 RANK_WINDOW = 1000  # newest matches ranked per group (exact / folded-only); see the module docstring
-RANK_DF_MAX = 2000  # a query phrase on more pages than this is left out of bm25 (see _count_and_rank)
+# a query phrase on more pages than this is left out of bm25 (see _count_and_rank); used up to SEARCH_COUNT_CAP
+# only: a capped total says nothing about how rare the query's phrases are
+RANK_DF_MAX = 1000
 _META_COLS = ("dossier_code", "kind", "unit", "received_at")
 
 _DOC_COLS = (
@@ -398,26 +400,27 @@ class SqliteIndex(SqliteRegistry, IndexBackend):
         FTS5's ``bm25`` first counts the pages holding each phrase of the expression it scores (its IDF), a walk
         over the whole doclist of a common word: 60 ms at 200k pages. A phrase on more than RANK_DF_MAX pages
         weighs little in bm25 anyway (IDF ≤ ln(N / RANK_DF_MAX)), so it is left out of the scoring. 2,000 rather
-        than 5,000: at 1M pages the no-diacritics pair's mean 18 → 12 ms, p95 40 → 22 ms (interleaved A/B).
-        Every phrase is on at least as many pages as the whole query, so none is counted when the query is
-        common (the ``CASE`` evaluates the phrase counts only then). The phrases are ANDed: every row of a
-        ranking window holds all of them, and the AND leaves out more of the other rows of the window's rowid
-        range (each costs a bm25 evaluation, ~3 µs).
+        than 5,000: at 1M pages the no-diacritics pair's mean 18 → 12 ms, p95 40 → 22 ms (interleaved A/B); 1,000
+        since the total is counted only to 1,000 (SEARCH_COUNT_CAP), which bounds it. Every phrase is on at least
+        as many pages as the whole query, so none is counted when the query is common (the ``CASE`` evaluates
+        the phrase counts only then). The phrases are ANDed: every row of a ranking window holds all of them,
+        and the AND leaves out more of the other rows of the window's rowid range (each costs a bm25
+        evaluation, ~3 µs).
         """
         sub = "(SELECT count(*) FROM (SELECT rowid FROM pages_fts WHERE pages_fts MATCH ?{} LIMIT {}))"
         dfs = [] if alone else phrases
+        df_max = min(RANK_DF_MAX, SEARCH_COUNT_CAP)
         cols = "".join(
-            f", CASE WHEN n BETWEEN 1 AND {RANK_DF_MAX} THEN {sub.format(i + 3, RANK_DF_MAX + 1)} END"
-            for i in range(len(dfs))
+            f", CASE WHEN n BETWEEN 1 AND {df_max} THEN {sub.format(i + 3, df_max + 1)} END" for i in range(len(dfs))
         )
         row = conn.execute(
             f"SELECT n{cols} FROM (SELECT {sub.format(1, '?2')} AS n)", [base, SEARCH_COUNT_CAP + 1, *dfs]
         ).fetchone()
         counted = int(row[0])
         if alone:
-            rare = phrases if 0 < counted <= RANK_DF_MAX else []
+            rare = phrases if 0 < counted <= df_max else []
         else:
-            rare = [ph for ph, df in zip(phrases, row[1:], strict=True) if df is not None and df <= RANK_DF_MAX]
+            rare = [ph for ph, df in zip(phrases, row[1:], strict=True) if df is not None and df <= df_max]
         return counted, ("(" + " AND ".join(rare) + ")" if rare else None)
 
     def _ranked(

@@ -198,7 +198,10 @@ MAX_QUERY_CHARS = 300  # a 30 KB query took 11 s on SQLite; real queries are a f
 MAX_QUERY_WORDS = 32
 # Search totals are exact up to this many matches; above it a backend reports ``total=SEARCH_COUNT_CAP`` with
 # ``SearchResults.total_capped`` set ("hơn N kết quả"), so no query counts every match of a common word.
-SEARCH_COUNT_CAP = 10_000
+# 1,000 (was 10,000): counting is most of a search's cost (it walks the doclists until the cap); at 1M pages
+# 10,000 → 1,000 halved the mean search time (8.7 → 4.5 ms) and the 8-client p95 (161 → 79 ms). Ten pages of
+# 100 hits are all a person reads; above that the answer is to narrow the query. Paging still reaches every match.
+SEARCH_COUNT_CAP = 1_000
 
 
 @dataclass

@@ -327,3 +327,21 @@ def test_api_and_search_page_say_more_than(served: tuple[object, str, object], m
     assert len(body["hits"]) == 2
     html = c.get("/", params={"q": "tran van binh"}).text  # type: ignore[attr-defined]
     assert re.search(r'<p id="summary">hơn 1 trang khớp', html), html
+
+
+@pytest.mark.parametrize("cap, scored", [(5, False), (50, True)])
+def test_a_capped_total_never_makes_a_phrase_look_rare(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap: int, scored: bool
+) -> None:
+    """A phrase is scored by bm25 only when the query's total says it is on few pages; a total stopped at the
+    cap says nothing (the phrase may be on every page: scoring it would walk its whole doclist)."""
+    monkeypatch.setattr(sqlite_mod, "SEARCH_COUNT_CAP", cap)
+    monkeypatch.setattr(sqlite_mod, "RANK_DF_MAX", 1000)
+    ix = SqliteIndex(tmp_path / "i.db")
+    ix.replace_pages(doc("a"), [PageText(k, f"trang {k} về hộ tịch") for k in range(1, 21)])
+    conn = ix._conn()
+    for alone, base, phrases in ((True, '"tich"', ['"tich"']), (False, '("ho" AND "tich")', ['"ho"', '"tich"'])):
+        counted, rank = SqliteIndex._count_and_rank(conn, base, phrases, alone)
+        assert counted == min(20, cap + 1)
+        assert (rank is not None) is scored, (alone, rank)
+    ix.close()
