@@ -348,19 +348,3 @@ def test_edge_width_counts_as_the_numpy_reference() -> None:
     for g in (sharp, cv2.GaussianBlur(sharp, (0, 0), 1.0), cv2.GaussianBlur(sharp, (0, 0), 2.5),
               np.zeros((300, 200), np.uint8)):  # fmt: skip
         assert edge_width(g) == pytest.approx(_edge_width_reference(g), abs=1e-9)
-
-
-def test_shrink_near_half_is_the_half_enlarged(page: np.ndarray) -> None:
-    """The form stage's copy (a target just above half the page): the exact half, bilinearly enlarged — close
-    to the direct area resize on average; without *near_half* the direct area resize itself."""
-    h, w = page.shape
-    size = (round(w * 0.52), round(h * 0.52))
-    direct = cv2.resize(page, size, interpolation=cv2.INTER_AREA)
-    assert np.array_equal(shrink(page, size), direct)
-    fast = shrink(page, size, near_half=True)
-    assert fast.shape == direct.shape
-    diff = np.abs(fast.astype(np.int16) - direct)
-    assert 0 < diff.mean() < 2.5
-    assert np.count_nonzero(diff > 40) < 0.02 * diff.size
-    assert np.array_equal(shrink(page, (round(w * 0.7), round(h * 0.7)), near_half=True),
-                          cv2.resize(page, (round(w * 0.7), round(h * 0.7)), interpolation=cv2.INTER_AREA))  # fmt: skip
