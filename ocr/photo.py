@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ocr.stages import shrink
+from ocr.stages import downscale
 
 A4_LONG_IN, A4_SHORT_IN = 11.69, 8.27
 
@@ -80,9 +80,7 @@ def _refine(contour: np.ndarray, corners: np.ndarray) -> np.ndarray:
 def find_page(image: np.ndarray, side: int = 1000, min_area: float = 0.08, max_area: float = 0.9,
               min_contrast: float = 25.0) -> PageQuad | None:  # fmt: skip
     """The sheet of paper in a photo (RGB or gray array), or None when the frame is the page (a scan)."""
-    h, w = image.shape[:2]
-    f = min(1.0, side / max(h, w))
-    small = shrink(image, (max(1, round(w * f)), max(1, round(h * f))))
+    small, f = downscale(image, side)
     k = cv2.getStructuringElement(cv2.MORPH_RECT, (9, 9))
     gray: np.ndarray
     sat: np.ndarray

@@ -93,7 +93,8 @@ def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def downscale(gray: np.ndarray, side: int) -> tuple[np.ndarray, float]:
-    """Copy whose long side is at most *side* pixels, and the scale factor used."""
+    """Copy (gray or colour) whose long side is at most *side* pixels, and the scale factor used; the image
+    itself when it is small enough."""
     h, w = gray.shape[:2]
     f = side / max(h, w)
     if f >= 1:
@@ -513,7 +514,7 @@ def edge_width(gray: np.ndarray) -> float:
     n_dark = cv2.countNonZero(m)
     if n_dark == 0 or n_dark == m.size:
         return 0.0
-    # OpenCV's counting passes instead of numpy's boolean temporaries (same counts, ~4× faster)
+    # OpenCV's counting passes instead of numpy's boolean temporaries (same counts, fewer full-size copies)
     ink, paper = percentile(c, 10, m), percentile(c, 90, cv2.bitwise_not(m))
     lo, hi = ink + 0.2 * (paper - ink), ink + 0.8 * (paper - ink)
     mid = cv2.countNonZero(cv2.inRange(c, math.floor(lo) + 1, math.ceil(hi) - 1))  # lo < v < hi

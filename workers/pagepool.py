@@ -148,14 +148,10 @@ def preview_jpeg(image: Any, long_side: int | None = None, quality: int = PREVIE
     """The cleaned page (a numpy array, grey or BGR) at screen resolution, as JPEG."""
     import cv2
 
-    from ocr.stages import shrink
+    from ocr.stages import downscale
     from sohoa.context import PREVIEW_LONG_SIDE
 
-    long_side = long_side or PREVIEW_LONG_SIDE
-    h, w = image.shape[:2]
-    f = long_side / max(h, w)
-    if f < 1:
-        image = shrink(image, (max(1, round(w * f)), max(1, round(h * f))))
+    image, _ = downscale(image, long_side or PREVIEW_LONG_SIDE)
     ok, jpg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_OPTIMIZE, 1])
     return jpg.tobytes() if ok else b""
 
