@@ -28,7 +28,7 @@ from sohoa.settings import Settings
 from workers import pagepool
 from workers.process import process_document
 
-from deploy import authorize
+from deploy import authorize, wait_for
 
 CODE = "000.00.06.H56-261105-0001"
 
@@ -197,13 +197,14 @@ def test_pages_are_fed_lazily_and_results_come_in_page_order(tmp_path: Path) -> 
 def test_a_dead_page_process_fails_the_run_as_an_attempt_and_the_pool_is_replaced(tmp_path: Path) -> None:
     ctx = Context(Settings(data_dir=tmp_path / "data", page_workers=2, render_dpi=200))
     try:
-        doc = _doc(ctx, tmp_path, 6)
+        doc = _doc(ctx, tmp_path, 10)
         pagepool.shared_pool(2)
 
-        def kill_one() -> None:
+        def kill_one() -> None:  # once the first page is done (a fixed delay raced a fast host)
+            wait_for(lambda: len(ctx.load_manifest(doc).pages) >= 1, 120, interval=0.05, what="one page done")
             os.kill(pagepool.pool_pids()[0], signal.SIGKILL)
 
-        killer = threading.Timer(1.5, kill_one)
+        killer = threading.Thread(target=kill_one, daemon=True)
         killer.start()
         with pytest.raises(pagepool.PagePoolBroken, match="page process"):
             process_document(ctx, doc)
@@ -212,7 +213,7 @@ def test_a_dead_page_process_fails_the_run_as_an_attempt_and_the_pool_is_replace
         assert m.status == "queued" and m.attempts == 1 and "PagePoolBroken" in (m.error or "")
         process_document(ctx, doc)  # a new pool
         m = ctx.load_manifest(doc)
-        assert m.status == "done" and len(m.pages) == 6 and m.attempts == 2
+        assert m.status == "done" and len(m.pages) == 10 and m.attempts == 2
     finally:
         ctx.close()
 

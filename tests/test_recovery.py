@@ -18,6 +18,10 @@ from sohoa.settings import Settings
 import fixtures
 from deploy import CODE, api_token, kill, scaled_settings, sohoa_process, wait_for
 
+# enough pages that a kill after the first page lands mid-document on a fast host too (two page processes
+# finished 3 pages in 2.0 s on CI: a 4-page document left the poll-then-kill window too narrow)
+PAGES = 10
+
 
 def multi_page_pdf(n: int = 4) -> bytes:
     return pdf_bytes(
@@ -51,7 +55,7 @@ def test_embedded_server_killed_mid_job_recovers(tmp_path: Path) -> None:
         r = httpx.post(
             base + "/documents",
             data={"dossier_code": CODE, "kind": "input"},
-            files=[("files", ("bien-ban.pdf", multi_page_pdf(4), "application/pdf"))],
+            files=[("files", ("bien-ban.pdf", multi_page_pdf(PAGES), "application/pdf"))],
             headers=auth,
             timeout=60,
         )
@@ -74,10 +78,10 @@ def test_embedded_server_killed_mid_job_recovers(tmp_path: Path) -> None:
             300,
             what="done after restart",
         )
-        assert d["page_count"] == 4 and [p["number"] for p in d["pages"]] == [1, 2, 3, 4]
+        assert d["page_count"] == PAGES and [p["number"] for p in d["pages"]] == list(range(1, PAGES + 1))
         assert d["attempts"] == 2
         r = httpx.get(base + "/search", params={"q": "bien ban kiem tra", "size": 50}, headers=auth).json()
-        assert sorted(h["page"] for h in r["hits"]) == [1, 2, 3, 4]  # indexed once, not twice
+        assert sorted(h["page"] for h in r["hits"]) == list(range(1, PAGES + 1))  # indexed once, not twice
     finally:
         kill(server)
         print(log.read_text(errors="replace")[-3000:])
@@ -93,7 +97,7 @@ def test_redis_worker_killed_mid_job_recovers(tmp_path: Path, request: pytest.Fi
     worker = sohoa_process(settings, "worker", log=log)
     try:
         src = tmp_path / "bien-ban.pdf"
-        src.write_bytes(multi_page_pdf(4))
+        src.write_bytes(multi_page_pdf(PAGES))
         [acc] = accept_batch(ctx, [UploadItem(src, src.name, CODE, "input")])
         assert isinstance(acc, Accepted)
         doc_id = acc.manifest.id
@@ -107,12 +111,12 @@ def test_redis_worker_killed_mid_job_recovers(tmp_path: Path, request: pytest.Fi
         kill(worker)
         worker = sohoa_process(settings, "worker", log=log)
         m = wait_for(lambda: (x := ctx.load_manifest(doc_id)).status == "done" and x, 300, what="done after restart")
-        assert m.page_count == 4 and m.attempts == 2
-        assert ctx.index.page_count(doc_id) == 4
+        assert m.page_count == PAGES and m.attempts == 2
+        assert ctx.index.page_count(doc_id) == PAGES
         assert ctx.store.exists(f"documents/{doc_id}/out/document.pdf")
         import pikepdf
 
-        assert len(pikepdf.open(io.BytesIO(ctx.store.get_bytes(f"documents/{doc_id}/out/document.pdf"))).pages) == 4
+        assert len(pikepdf.open(io.BytesIO(ctx.store.get_bytes(f"documents/{doc_id}/out/document.pdf"))).pages) == PAGES
     finally:
         kill(worker)
         print(log.read_text(errors="replace")[-3000:])
