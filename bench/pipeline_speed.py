@@ -21,7 +21,9 @@ Contenders:
   nice -5 to run at the others' priority;
 * ``redis 1 / 2 workers``: ``sohoa worker`` processes on a Redis broker, each pinned to one core (taskset) with
   one thread and ``SOHOA_PAGE_WORKERS=1``, running the small documents: 2 workers vs 1 shows whether idle
-  workers take work (goal ≥ 1.9×).
+  workers take work (goal ≥ 1.9×). With them, ``raw tesseract, 1 core`` (the small documents' pages, one
+  process pinned to one core): raw Tesseract on every core over it is the machine's own ceiling for that ratio
+  (two vCPUs may share a physical core, caches or memory bandwidth), printed beside it.
 
 Printed: pages/min of each, ratios to raw Tesseract and OCRmyPDF, peak RSS (VmHWM) of the sohoa process and of
 each page process, bytes stored per page vs the scan's. The machine may be shared and noisy: only ratios
@@ -165,14 +167,16 @@ def run_sohoa(tmp: Path, docs: list[Path], threads: int) -> tuple[float, dict[st
     return elapsed, rss, ratio
 
 
-def run_raw_tesseract(tmp: Path, jpgs: list[Path], workers: int) -> float:
+def run_raw_tesseract(tmp: Path, jpgs: list[Path], workers: int, pin: int | None = None) -> float:
+    """Seconds for ``tesseract`` over *jpgs*, *workers* processes at once (pinned to core *pin* if given)."""
     from ocr.tesseract import resolve_model
 
     tessdata = resolve_model(None)[0]
     env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+    taskset = ["taskset", "-c", str(pin)] if pin is not None else []
 
     def one(p: Path) -> None:
-        subprocess.run(["tesseract", str(p), "stdout", "-l", "vie", "--tessdata-dir", tessdata],
+        subprocess.run([*taskset, "tesseract", str(p), "stdout", "-l", "vie", "--tessdata-dir", tessdata],
                        capture_output=True, env=env, check=True)  # fmt: skip
 
     t0 = time.perf_counter()
@@ -259,6 +263,7 @@ def main() -> None:
         return not only or name in only
 
     cores = pagepool.available_cores()
+    cores_list = sorted(os.sched_getaffinity(0))
     exe, tessdata_dir = ocrmypdf_setup(args.ocrmypdf)
     with tempfile.TemporaryDirectory(prefix="sohoa-pipeline-bench-") as t:
         tmp = Path(t)
@@ -303,6 +308,11 @@ def main() -> None:
                         rss[f"{wl}: {k}"] = max(rss.get(f"{wl}: {k}", 0), v)
                     print(f"  [{r + 1}] {wl:5} {'sohoa':14} {secs:7.1f} s", flush=True)
                 if redis_srv is not None:
+                    # the machine's own ceiling for "2 workers / 1": the same pages, raw Tesseract on one core
+                    # (vs on every core, measured above): two vCPUs may share a physical core or memory bandwidth
+                    secs = run_raw_tesseract(tmp, files["small"], 1, pin=cores_list[0])
+                    times.setdefault(("small", "raw tesseract, 1 core"), []).append(secs)
+                    print(f"  [{r + 1}] small raw tesseract, 1 core {secs:5.1f} s", flush=True)
                     for n in (1, 2):
                         secs = run_redis(tmp, small, n, redis_srv.url)
                         times.setdefault(("small", f"redis {n} worker(s)"), []).append(secs)
@@ -311,16 +321,23 @@ def main() -> None:
             pagepool.shutdown()
             if redis_srv is not None:
                 redis_srv.stop()
-        print("\nworkload  contender           pages/min   × raw tesseract   × ocrmypdf   (min of runs)")
+        print("\nworkload  contender              pages/min   × raw tesseract   × ocrmypdf   (min of runs)")
         for wl, (_, n_pages) in workloads.items():
             ppm = {name: n_pages / min(v) * 60 for (w, name), v in times.items() if w == wl}
             for name, v in ppm.items():
                 raw = v / ppm["raw tesseract"] if "raw tesseract" in ppm else float("nan")
                 omp = f"{v / ppm['ocrmypdf']:.2f}" if "ocrmypdf" in ppm else "-"
-                print(f"{wl:9} {name:19} {v:9.1f}   {raw:15.2f}   {omp:>9}")
+                print(f"{wl:9} {name:22} {v:9.1f}   {raw:15.2f}   {omp:>9}")
         if ("small", "redis 1 worker(s)") in times:
             one, two = min(times[("small", "redis 1 worker(s)")]), min(times[("small", "redis 2 worker(s)")])
             print(f"\nredis: 2 workers / 1 worker = {one / two:.2f}× (goal ≥ 1.9; each worker on its own core)")
+            raw_all, raw_one = times.get(("small", "raw tesseract")), times.get(("small", "raw tesseract, 1 core"))
+            if raw_all and raw_one and cores >= 2:
+                ceiling = min(raw_one) / min(raw_all)
+                print(f"  this machine's ceiling: raw Tesseract on {cores} cores / on 1 core = {ceiling:.2f}× "
+                      f"(same pages, same run): the workers reach {one / two / ceiling:.0%} of it")  # fmt: skip
+            else:
+                print("  this machine's ceiling: not measured (needs 2+ cores and the raw contender)")
         if storage:
             print(f"storage: original + outputs = {max(storage):.2f} × the scan's bytes (goal ≤ 1.5)")
         print("peak RSS (VmHWM):")

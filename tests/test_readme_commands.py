@@ -447,7 +447,7 @@ def test_demo_script_processes_the_batch_and_serves(tmp_path: Path) -> None:
     [
         ("bench/ocr_quality.py", ["--sets", str(OCR_DATA), "--configs", "raw-best", "sohoa", "--limit", "1"]),
         ("bench/ocr_speed.py", ["--set", str(OCR_DATA), "--pages", "1", "--jobs", "1"]),
-        ("bench/pipeline_speed.py", ["--pages", "2", "--docs", "2", "--doc-pages", "1", "--no-redis"]),
+        ("bench/pipeline_speed.py", ["--pages", "2", "--docs", "2", "--doc-pages", "1"]),  # with Redis, as shown
         ("bench/pipeline_memory.py", ["--pages", "5", "10"]),
         ("bench/report_speed.py", ["--n", "2000", "--runs", "1"]),
         ("bench/search_speed.py", ["--pages", "2000"]),
@@ -465,6 +465,16 @@ def test_benchmarks_run(work: Workdir, tmp_path: Path, script: str, small: list[
     print(f"{script}: {time.perf_counter() - t:.0f} s\n{out[-3000:]}")
     assert p.returncode == 0, out
     assert re.search(r"\d+\.\d+", p.stdout.decode()), "the benchmark printed no figure"
+    for line in BENCH_PRINTS.get(script, []):
+        assert re.search(line, p.stdout.decode()), f"{script} did not print {line!r}"
+
+
+BENCH_PRINTS = {  # goal lines a benchmark must print (besides figures)
+    "bench/pipeline_speed.py": [
+        r"redis: 2 workers / 1 worker = \d+\.\d+×",
+        r"ceiling: (raw Tesseract on \d+ cores|not measured)",
+    ],
+}
 
 
 # -- accounts, units, tokens, audit ------------------------------------------------------------------
