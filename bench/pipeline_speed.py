@@ -200,6 +200,12 @@ def run_ocrmypdf(exe: str, tmp: Path, docs: list[Path], workers: int, tessdata_d
     return time.perf_counter() - t0
 
 
+def core_ids() -> list[int]:
+    """The cores this process may run on, in order: the Redis workers are pinned to them one each, and the
+    one-core raw Tesseract run to the first (the 1-worker run's core)."""
+    return sorted(os.sched_getaffinity(0))
+
+
 def run_redis(tmp: Path, docs: list[Path], n_workers: int, redis_url: str) -> tuple[float, float]:
     """Seconds for *n_workers* ``sohoa worker`` processes (one core, one thread, one page process each) to
     finish *docs* uploaded at once, and the seconds of the upload itself (a batch is queued when the whole of
@@ -207,7 +213,7 @@ def run_redis(tmp: Path, docs: list[Path], n_workers: int, redis_url: str) -> tu
     data = Path(tempfile.mkdtemp(dir=tmp, prefix=f"redis{n_workers}-"))
     env = {**os.environ, "SOHOA_DATA_DIR": str(data), "SOHOA_BROKER_URL": redis_url, "SOHOA_PAGE_WORKERS": "1",
            "SOHOA_WORKER_THREADS": "1", "SOHOA_RECONCILE_INTERVAL_S": "0", "OMP_THREAD_LIMIT": "1"}  # fmt: skip
-    cores = sorted(os.sched_getaffinity(0))
+    cores = core_ids()
     procs = []
     for k in range(n_workers):
         log = open(data.parent / f"worker-{n_workers}-{k}.log", "wb")  # noqa: SIM115 - kept while it runs
@@ -265,7 +271,6 @@ def main() -> None:
         return not only or name in only
 
     cores = pagepool.available_cores()
-    cores_list = sorted(os.sched_getaffinity(0))
     exe, tessdata_dir = ocrmypdf_setup(args.ocrmypdf)
     with tempfile.TemporaryDirectory(prefix="sohoa-pipeline-bench-") as t:
         tmp = Path(t)
@@ -312,7 +317,7 @@ def main() -> None:
                 if redis_srv is not None:
                     # the machine's own ceiling for "2 workers / 1": the same pages, raw Tesseract on one core
                     # (vs on every core, measured above): two vCPUs may share a physical core or memory bandwidth
-                    secs = run_raw_tesseract(tmp, files["small"], 1, pin=cores_list[0])
+                    secs = run_raw_tesseract(tmp, files["small"], 1, pin=core_ids()[0])
                     times.setdefault(("small", "raw tesseract, 1 core"), []).append(secs)
                     print(f"  [{r + 1}] small raw tesseract, 1 core {secs:5.1f} s", flush=True)
                     for n in (1, 2):

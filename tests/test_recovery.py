@@ -23,7 +23,7 @@ from deploy import CODE, api_token, kill, scaled_settings, sohoa_process, wait_f
 PAGES = 10
 
 
-def multi_page_pdf(n: int = 4) -> bytes:
+def multi_page_pdf(n: int = PAGES) -> bytes:
     return pdf_bytes(
         [fixtures.small_page([f"Trang số {i}: biên bản kiểm tra hiện trạng thửa đất"] * 6) for i in range(1, n + 1)],
         dpi=200,
@@ -55,7 +55,7 @@ def test_embedded_server_killed_mid_job_recovers(tmp_path: Path) -> None:
         r = httpx.post(
             base + "/documents",
             data={"dossier_code": CODE, "kind": "input"},
-            files=[("files", ("bien-ban.pdf", multi_page_pdf(PAGES), "application/pdf"))],
+            files=[("files", ("bien-ban.pdf", multi_page_pdf(), "application/pdf"))],
             headers=auth,
             timeout=60,
         )
@@ -97,7 +97,7 @@ def test_redis_worker_killed_mid_job_recovers(tmp_path: Path, request: pytest.Fi
     worker = sohoa_process(settings, "worker", log=log)
     try:
         src = tmp_path / "bien-ban.pdf"
-        src.write_bytes(multi_page_pdf(PAGES))
+        src.write_bytes(multi_page_pdf())
         [acc] = accept_batch(ctx, [UploadItem(src, src.name, CODE, "input")])
         assert isinstance(acc, Accepted)
         doc_id = acc.manifest.id
